@@ -1,0 +1,58 @@
+// The acceptor: owns the listening socket in its own poller, drains the backlog with accept4 until
+// EAGAIN, picks a worker by the dispatch policy and hands the fd over through that worker's mailbox.
+// It never touches a connection after the hand-off.
+// Thread rules: run() on one thread (the process's main thread in kqserver); request_stop() and stats from any.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "kq/counter.hpp"
+#include "kq/fd.hpp"
+#include "kq/poller.hpp"
+#include "kq/worker_link.hpp"
+
+namespace kq {
+
+enum class Dispatch { round_robin, least_connections };
+bool parse_dispatch(std::string_view text, Dispatch& out);
+std::string_view dispatch_name(Dispatch d);
+
+struct AcceptorStats {
+    Counter accepted, handoff_full, accept_errors, accept_pauses;
+};
+
+class Acceptor {
+public:
+    Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend);
+
+    void run();
+    void request_stop() noexcept;
+    const AcceptorStats& stats() const noexcept { return stats_; }
+    // Connections handed to worker i so far (acceptor thread, or any thread after run() returned).
+    uint64_t handed(size_t i) const noexcept { return handed_[i]; }
+
+private:
+    void drain_backlog();
+    bool hand_off(int fd);
+    size_t pick() noexcept;
+    void retry_pending();
+    int wait_timeout_ms() const;
+
+    UniqueFd listen_fd_;
+    std::vector<WorkerLink> workers_;
+    Dispatch dispatch_;
+    std::unique_ptr<Poller> poller_;
+    std::atomic<bool> stop_{false};
+    AcceptorStats stats_;
+    std::vector<uint64_t> handed_;
+    size_t next_ = 0;
+    std::deque<int> pending_;   // accepted fds no worker queue had room for yet
+    std::chrono::steady_clock::time_point paused_until_{};
+};
+
+}  // namespace kq

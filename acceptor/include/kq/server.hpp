@@ -1,0 +1,55 @@
+// Server assembly: listening socket, N workers, one acceptor. The library form of kqserver, used by the
+// kqserver binary and by the tests (which run it in-process on port 0).
+// Thread rules: construct, run() and the accessors on one thread; stop() from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kq/acceptor.hpp"
+#include "kq/handler.hpp"
+#include "kq/net.hpp"
+#include "kq/worker.hpp"
+
+namespace kq {
+
+struct ServerConfig {
+    ListenOptions listen;
+    int workers = 0;  // 0 = number of cores
+    Dispatch dispatch = Dispatch::round_robin;
+    WorkerConfig worker;
+};
+
+class Server {
+public:
+    // Binds and listens at once (so port() is known before run()); throws std::system_error on failure.
+    Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol);
+    ~Server();
+
+    // Starts the workers, runs the acceptor on the calling thread until stop(), then stops and joins
+    // the workers; every fd is closed when it returns.
+    void run();
+    void stop() noexcept;
+
+    uint16_t port() const noexcept { return port_; }
+    const std::string& address() const noexcept { return address_; }
+    Backend backend() const noexcept;
+    size_t worker_count() const noexcept { return workers_.size(); }
+    const Worker& worker(size_t i) const { return *workers_[i]; }
+    const Acceptor& acceptor() const noexcept { return *acceptor_; }
+    const Protocol& protocol() const noexcept { return *protocol_; }
+    // One info line per worker (connections, bytes, events, waits) and one for the acceptor.
+    void log_summary() const;
+
+private:
+    ServerConfig cfg_;
+    std::unique_ptr<Protocol> protocol_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::unique_ptr<Acceptor> acceptor_;
+    uint16_t port_ = 0;
+    std::string address_;
+};
+
+}  // namespace kq

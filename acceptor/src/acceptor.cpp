@@ -1,0 +1,145 @@
+// Acceptor loop: accept until EAGAIN, dispatch, hand off; back off on EMFILE instead of spinning.
+#include "kq/acceptor.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <spdlog/spdlog.h>
+
+namespace kq {
+namespace {
+
+constexpr std::array<std::string_view, 2> kDispatchNames = {"round-robin", "least-connections"};
+constexpr auto kFdPause = std::chrono::milliseconds(100);   // EMFILE/ENFILE back-off, as nginx does
+constexpr int kPendingRetryMs = 1;                          // a full worker queue drains within a wait
+int listen_token;                                           // udata of the listening socket
+
+}  // namespace
+
+bool parse_dispatch(std::string_view text, Dispatch& out) {
+    if (text == kDispatchNames[0]) out = Dispatch::round_robin;
+    else if (text == kDispatchNames[1]) out = Dispatch::least_connections;
+    else return false;
+    return true;
+}
+
+std::string_view dispatch_name(Dispatch d) { return kDispatchNames[static_cast<size_t>(d)]; }
+
+Acceptor::Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend)
+    : listen_fd_(std::move(listen_fd)), workers_(std::move(workers)), dispatch_(dispatch),
+      poller_(make_poller(backend)), handed_(workers_.size(), 0) {
+    poller_->add_readonly(listen_fd_.get(), &listen_token);
+}
+
+void Acceptor::request_stop() noexcept {
+    stop_.store(true, std::memory_order_release);
+    poller_->wake();
+}
+
+int Acceptor::wait_timeout_ms() const {
+    if (!pending_.empty()) return kPendingRetryMs;
+    auto now = std::chrono::steady_clock::now();
+    if (paused_until_ > now) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(paused_until_ - now).count();
+        return static_cast<int>(left) + 1;
+    }
+    return -1;
+}
+
+void Acceptor::run() {
+    std::array<PollEvent, 8> events;
+    // The backlog may hold connections from before the poller saw the socket: drain once up front.
+    drain_backlog();
+    while (!stop_.load(std::memory_order_acquire)) {
+        poller_->wait(events, wait_timeout_ms());
+        // Edge-triggered: a new edge, a finished pause and a freed queue slot all mean "accept again";
+        // an extra accept4 that finds EAGAIN is cheaper than tracking which one it was.
+        retry_pending();
+        if (!pending_.empty()) continue;
+        if (paused_until_ != std::chrono::steady_clock::time_point{}) {
+            if (paused_until_ > std::chrono::steady_clock::now()) continue;
+            paused_until_ = {};
+        }
+        drain_backlog();
+    }
+    for (int fd : pending_) ::close(fd);
+    pending_.clear();
+}
+
+// One READ event per listening socket per wait however many clients queued (the forum's "one
+// connection per event"): the backlog is drained here with accept4 until EAGAIN.
+void Acceptor::drain_backlog() {
+    while (pending_.empty()) {
+        int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            stats_.accepted.add();
+            if (!hand_off(fd)) pending_.push_back(fd);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+            return;
+        case EINTR:
+        case ECONNABORTED:  // the client gave up while queued
+        case EPROTO:
+            continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            // Never spin: leave the clients in the kernel backlog and retry after a pause.
+            stats_.accept_pauses.add();
+            spdlog::warn("accept4: {}; pausing accepts for {} ms", std::strerror(errno), kFdPause.count());
+            paused_until_ = std::chrono::steady_clock::now() + kFdPause;
+            return;
+        default:
+            stats_.accept_errors.add();
+            spdlog::error("accept4: {}", std::strerror(errno));
+            return;
+        }
+    }
+}
+
+size_t Acceptor::pick() noexcept {
+    if (dispatch_ == Dispatch::round_robin) {
+        size_t i = next_;
+        next_ = (next_ + 1) % workers_.size();
+        return i;
+    }
+    size_t best = 0;
+    uint64_t best_active = UINT64_MAX;
+    for (size_t i = 0; i < workers_.size(); ++i) {
+        uint64_t active = handed_[i] - workers_[i].closed->get();
+        if (active < best_active) {
+            best_active = active;
+            best = i;
+        }
+    }
+    return best;
+}
+
+// Tries the chosen worker, then the others in turn; false only when every queue is full.
+bool Acceptor::hand_off(int fd) {
+    size_t first = pick();
+    for (size_t k = 0; k < workers_.size(); ++k) {
+        size_t i = (first + k) % workers_.size();
+        if (workers_[i].mailbox->push(fd)) {
+            ++handed_[i];
+            return true;
+        }
+        stats_.handoff_full.add();
+    }
+    return false;
+}
+
+void Acceptor::retry_pending() {
+    while (!pending_.empty() && hand_off(pending_.front())) pending_.pop_front();
+}
+
+}  // namespace kq

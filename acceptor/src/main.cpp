@@ -1,0 +1,118 @@
+// kqserver: the command-line server. Parses flags, starts the server, turns SIGINT/SIGTERM into a
+// clean stop, and logs the per-worker summary at exit.
+#include <pthread.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "kq/log.hpp"
+#include "kq/server.hpp"
+
+namespace {
+
+struct Options {
+    kq::ServerConfig server;
+    std::string protocol = "echo";
+    std::string backend = "auto";
+    std::string dispatch = "round-robin";
+    std::string log_level = "info";
+};
+
+std::string joined(std::span<const std::string_view> names) {
+    std::string s;
+    for (auto n : names) s += (s.empty() ? "" : "|") + std::string(n);
+    return s;
+}
+
+void add_flags(CLI::App& app, Options& o) {
+    auto& s = o.server;
+    auto backends = kq::built_backends();
+    std::string built = "auto";
+    for (auto b : backends) built += "|" + std::string(kq::backend_name(b));
+    app.add_option("--host", s.listen.host, "Address to listen on (IPv4 or IPv6, numeric or name)")->capture_default_str();
+    app.add_option("--port", s.listen.port, "TCP port; 0 picks a free one (the bound address is printed on stdout)")
+        ->capture_default_str();
+    app.add_option("--workers", s.workers, "Worker threads, each with its own poller; 0 = number of cores")
+        ->check(CLI::Range(0, 1024))->capture_default_str();
+    app.add_option("--protocol", o.protocol, "Protocol: " + joined(kq::builtin_protocol_names()))
+        ->check(CLI::IsMember(std::vector<std::string>{"echo", "upper"}))->capture_default_str();
+    app.add_option("--backend", o.backend, "Event backend built into this binary: " + built)
+        ->check(CLI::IsMember(std::vector<std::string>{"auto", "epoll", "kqueue"}))->capture_default_str();
+    app.add_option("--dispatch", o.dispatch, "How the acceptor picks a worker: round-robin|least-connections")
+        ->check(CLI::IsMember(std::vector<std::string>{"round-robin", "least-connections"}))->capture_default_str();
+    app.add_option("--batch", s.worker.batch, "Events a worker takes per wait (a batch bound, not a socket limit)")
+        ->check(CLI::Range(1, 65536))->capture_default_str();
+    app.add_option("--backlog", s.listen.backlog, "listen() backlog (the kernel caps it at net.core.somaxconn)")
+        ->check(CLI::Range(1, 1 << 20))->capture_default_str();
+    app.add_option("--tcp-nodelay", s.worker.tcp_nodelay, "Disable Nagle on client sockets (true|false)")
+        ->capture_default_str();
+    app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off")
+        ->check(CLI::IsMember(std::vector<std::string>(std::begin(kq::kLogLevels), std::end(kq::kLogLevels))))
+        ->capture_default_str();
+}
+
+// SIGINT/SIGTERM are blocked in every thread and taken here with sigwait(): no async-signal-safety
+// concerns, and stop() runs on an ordinary thread. SIGUSR1 only releases this thread at exit.
+std::thread start_signal_thread(kq::Server& server, const sigset_t& set) {
+    return std::thread([&server, set] {
+        int sig = 0;
+        while (sigwait(&set, &sig) == 0) {
+            if (sig == SIGUSR1) return;
+            spdlog::info("signal {}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            server.stop();
+        }
+    });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"kqserver: multi-threaded edge-triggered TCP server (acceptor thread + N workers, each with "
+                 "its own kqueue/epoll)"};
+    Options o;
+    add_flags(app, o);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "kqserver: " << e.what() << " (see --help)\n";
+        return 2;
+    }
+    kq::setup_logging(o.log_level);
+    kq::parse_backend(o.backend, o.server.worker.backend);
+    kq::parse_dispatch(o.dispatch, o.server.dispatch);
+
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaddset(&set, sig);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts, so all inherit it
+
+    std::unique_ptr<kq::Server> server;
+    try {
+        server = std::make_unique<kq::Server>(o.server, kq::make_builtin_protocol(o.protocol));
+    } catch (const std::invalid_argument& e) {
+        std::cerr << "kqserver: --backend " << o.backend << ": " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "kqserver: " << e.what() << "\n";
+        return 1;
+    }
+    std::printf("listening %s\n", server->address().c_str());
+    std::fflush(stdout);
+    spdlog::info("kqserver {}: backend {}, {} workers, dispatch {}, protocol {}, batch {}", server->address(),
+                 kq::backend_name(server->backend()), server->worker_count(), o.dispatch, o.protocol,
+                 o.server.worker.batch);
+
+    std::thread signals = start_signal_thread(*server, set);
+    server->run();
+    pthread_kill(signals.native_handle(), SIGUSR1);
+    signals.join();
+    server->log_summary();
+    return 0;
+}

@@ -1,0 +1,61 @@
+// Hand-off of accepted fds from the acceptor (one producer) to one worker (one consumer):
+// a lock-free spsc queue plus a coalesced wake-up through the worker's own poller.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <boost/lockfree/spsc_queue.hpp>
+
+#include "kq/poller.hpp"
+
+namespace kq {
+
+class Mailbox {
+public:
+    static constexpr size_t kCapacity = 8192;
+
+    explicit Mailbox(Poller& consumer_poller) : poller_(consumer_poller) {}
+
+    // Producer thread only. Returns false when the queue is full (the fd stays with the caller).
+    // Wakes the consumer only if it announced it sleeps, and then at most once per sleep.
+    bool push(int fd) noexcept {
+        if (!queue_.push(fd)) return false;
+        // Pairs with the fence in prepare_sleep(): either the consumer sees the fd, or we see it sleeping.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (sleeping_.load(std::memory_order_relaxed) && sleeping_.exchange(false, std::memory_order_acq_rel)) {
+            wakes_sent_.fetch_add(1, std::memory_order_relaxed);
+            poller_.wake();
+        }
+        return true;
+    }
+
+    // Consumer thread only: announces an indefinite wait. Returns false (and stays awake) when fds are
+    // already queued, so the caller polls without blocking instead.
+    bool prepare_sleep() noexcept {
+        sleeping_.store(true, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (queue_.read_available() == 0) return true;
+        sleeping_.store(false, std::memory_order_relaxed);
+        return false;
+    }
+    // Consumer thread only: after the wait returns.
+    void woke() noexcept { sleeping_.store(false, std::memory_order_relaxed); }
+
+    // Consumer thread only: pops every queued fd into fn(int fd).
+    template <class Fn>
+    size_t drain(Fn&& fn) {
+        return queue_.consume_all(fn);
+    }
+
+    // Any thread: wakes sent by push() (for the comparison of hand-off costs and tests).
+    uint64_t wakes_sent() const noexcept { return wakes_sent_.load(std::memory_order_relaxed); }
+
+private:
+    Poller& poller_;
+    boost::lockfree::spsc_queue<int, boost::lockfree::capacity<kCapacity>> queue_;
+    alignas(64) std::atomic<bool> sleeping_{false};
+    std::atomic<uint64_t> wakes_sent_{0};
+};
+
+}  // namespace kq

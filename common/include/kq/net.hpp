@@ -1,0 +1,31 @@
+// Socket helpers shared by the server, the bench client and the tests: listen, connect, options.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kq/fd.hpp"
+
+namespace kq {
+
+struct ListenOptions {
+    std::string host = "127.0.0.1";
+    uint16_t port = 0;  // 0 = ephemeral
+    int backlog = 4096;
+    bool reuse_port = false;
+};
+
+// Resolves host (numeric or name, IPv4 or IPv6), binds with SO_REUSEADDR, listens; non-blocking, close-on-exec.
+// Throws std::system_error naming the failing call.
+UniqueFd listen_tcp(const ListenOptions& opt);
+// Non-blocking connect to host:port; returns the fd with the connect possibly still in progress.
+UniqueFd connect_tcp(const std::string& host, uint16_t port, bool nonblocking);
+// The port a bound socket listens on, and "host:port" for printing.
+uint16_t local_port(int fd);
+std::string local_address(int fd);
+void set_nonblocking(int fd, bool on);
+void set_nodelay(int fd, bool on);
+// Closes with SO_LINGER 0 so the peer sees a reset (tests and the bench's error paths).
+void close_with_reset(UniqueFd fd);
+
+}  // namespace kq

@@ -1,0 +1,120 @@
+// Socket helpers: resolve and listen, connect, socket options, printing the bound address.
+#include "kq/net.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <memory>
+#include <stdexcept>
+#include <system_error>
+
+namespace kq {
+namespace {
+
+[[noreturn]] void throw_errno(const std::string& call) {
+    throw std::system_error(errno, std::system_category(), call);
+}
+
+using AddrList = std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)>;
+
+AddrList resolve(const std::string& host, uint16_t port, bool passive) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    addrinfo* res = nullptr;
+    std::string service = std::to_string(port);
+    int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+    if (rc != 0) throw std::runtime_error("cannot resolve '" + host + "': " + ::gai_strerror(rc));
+    return AddrList(res, &::freeaddrinfo);
+}
+
+void set_int_option(int fd, int level, int name, int value, const char* what) {
+    if (::setsockopt(fd, level, name, &value, sizeof value) != 0) throw_errno(std::string("setsockopt ") + what);
+}
+
+}  // namespace
+
+UniqueFd listen_tcp(const ListenOptions& opt) {
+    auto addrs = resolve(opt.host, opt.port, true);
+    int last_errno = 0;
+    std::string last_call = "socket";
+    for (addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
+        UniqueFd fd(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
+        if (!fd) {
+            last_errno = errno;
+            continue;
+        }
+        set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
+        if (opt.reuse_port) set_int_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT");
+        if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0) {
+            last_errno = errno;
+            last_call = "bind " + opt.host + ":" + std::to_string(opt.port);
+            continue;
+        }
+        if (::listen(fd.get(), opt.backlog) != 0) throw_errno("listen");
+        return fd;
+    }
+    errno = last_errno;
+    throw_errno(last_call);
+}
+
+UniqueFd connect_tcp(const std::string& host, uint16_t port, bool nonblocking) {
+    auto addrs = resolve(host, port, false);
+    int last_errno = ECONNREFUSED;
+    for (addrinfo* a = addrs.get(); a != nullptr; a = a->ai_next) {
+        int type = a->ai_socktype | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
+        UniqueFd fd(::socket(a->ai_family, type, a->ai_protocol));
+        if (!fd) {
+            last_errno = errno;
+            continue;
+        }
+        if (::connect(fd.get(), a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) return fd;
+        last_errno = errno;
+    }
+    errno = last_errno;
+    throw_errno("connect " + host + ":" + std::to_string(port));
+}
+
+uint16_t local_port(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) throw_errno("getsockname");
+    if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+}
+
+std::string local_address(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) throw_errno("getsockname");
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET6) {
+        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, host, sizeof host);
+        return "[" + std::string(host) + "]:" + std::to_string(local_port(fd));
+    }
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(local_port(fd));
+}
+
+void set_nonblocking(int fd, bool on) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0) throw_errno("fcntl F_GETFL");
+    flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    if (::fcntl(fd, F_SETFL, flags) != 0) throw_errno("fcntl F_SETFL");
+}
+
+void set_nodelay(int fd, bool on) { set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY"); }
+
+void close_with_reset(UniqueFd fd) {
+    linger lg{1, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    fd.reset();
+}
+
+}  // namespace kq

@@ -1,0 +1,61 @@
+// One client connection, owned by one worker: fd, protocol session, unsent output, state flags.
+// Idle connections hold no I/O buffer: output memory exists only while output is pending.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "kq/fd.hpp"
+#include "kq/handler.hpp"
+
+namespace kq {
+
+class WorkerLoop;
+
+// Bytes accepted for sending but not yet written: a vector plus a read offset, released when empty.
+class OutBuffer {
+public:
+    bool empty() const noexcept { return head_ == data_.size(); }
+    size_t size() const noexcept { return data_.size() - head_; }
+    std::span<const char> pending() const noexcept { return {data_.data() + head_, size()}; }
+    void append(std::span<const char> bytes) { data_.insert(data_.end(), bytes.begin(), bytes.end()); }
+    void consume(size_t n) noexcept {
+        head_ += n;
+        if (empty()) release();
+    }
+    void release() noexcept {
+        std::vector<char>().swap(data_);
+        head_ = 0;
+    }
+
+private:
+    std::vector<char> data_;
+    size_t head_ = 0;
+};
+
+class Connection final : public Reply {
+public:
+    Connection(WorkerLoop& loop, UniqueFd fd, std::unique_ptr<Session> session)
+        : loop_(loop), fd_(std::move(fd)), session_(std::move(session)) {}
+
+    void send(std::span<const char> bytes) override;
+    void close() override;
+
+    WorkerLoop& loop_;
+    UniqueFd fd_;
+    std::unique_ptr<Session> session_;
+    OutBuffer out_;
+    bool closed_ = false;          // fd closed; the object lives until the end of the batch (stale events)
+    bool peer_eof_ = false;        // read() returned 0
+    bool eof_hint_ = false;        // the poller reported EOF: a short read no longer proves drained
+    bool close_after_flush_ = false;
+    bool read_paused_ = false;     // backpressure: output above high water
+    bool read_pending_ = false;    // input may be waiting that no new edge will announce
+    bool queued_ = false;          // on the worker's resume list
+    Connection* prev_ = nullptr;   // the worker's list of open connections
+    Connection* next_ = nullptr;
+};
+
+}  // namespace kq

@@ -1,0 +1,56 @@
+// Worker: the thread wrapper around WorkerLoop, plus what other threads may read of it.
+#include "kq/worker.hpp"
+
+#include <pthread.h>
+#include <time.h>
+
+#include <spdlog/spdlog.h>
+
+#include "worker_loop.hpp"
+
+namespace kq {
+
+Worker::Worker(int id, const WorkerConfig& cfg, Protocol& protocol)
+    : id_(id), loop_(std::make_unique<WorkerLoop>(cfg, protocol, stats_)) {}
+
+Worker::~Worker() {
+    if (thread_.joinable()) {
+        request_stop();
+        join();
+    }
+}
+
+void Worker::start() {
+    thread_ = std::thread([this] {
+        try {
+            loop_->run();
+        } catch (const std::exception& e) {
+            // Only a poller failure gets here (epoll_wait/kevent refused): nothing this worker can serve.
+            spdlog::critical("worker {}: {}", id_, e.what());
+            std::terminate();
+        }
+    });
+    native_handle_.store(static_cast<uint64_t>(thread_.native_handle()), std::memory_order_release);
+}
+
+void Worker::request_stop() noexcept { loop_->request_stop(); }
+
+void Worker::join() {
+    if (thread_.joinable()) thread_.join();
+    native_handle_.store(0, std::memory_order_release);
+}
+
+WorkerLink Worker::link() noexcept { return WorkerLink{&loop_->mailbox(), &stats_.closed}; }
+
+Backend Worker::backend() const noexcept { return loop_->backend(); }
+
+int64_t Worker::cpu_time_us() const noexcept {
+    auto handle = static_cast<pthread_t>(native_handle_.load(std::memory_order_acquire));
+    if (handle == 0) return -1;
+    clockid_t clock;
+    timespec ts{};
+    if (pthread_getcpuclockid(handle, &clock) != 0 || clock_gettime(clock, &ts) != 0) return -1;
+    return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+}  // namespace kq
