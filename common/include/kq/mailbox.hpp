@@ -21,9 +21,10 @@ public:
     // Wakes the consumer only if it announced it sleeps, and then at most once per sleep.
     bool push(int fd) noexcept {
         if (!queue_.push(fd)) return false;
-        // Pairs with the fence in prepare_sleep(): either the consumer sees the fd, or we see it sleeping.
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (sleeping_.load(std::memory_order_relaxed) && sleeping_.exchange(false, std::memory_order_acq_rel)) {
+        // Both sides read-modify-write sleeping_, so their two RMWs are ordered: if ours comes second we
+        // see true and wake; if it comes first, the consumer's RMW acquires our push and it sees the fd.
+        // (The usual pair of seq_cst fences works too, but TSan does not model fences.)
+        if (sleeping_.exchange(false, std::memory_order_acq_rel)) {
             wakes_sent_.fetch_add(1, std::memory_order_relaxed);
             poller_.wake();
         }
@@ -33,8 +34,7 @@ public:
     // Consumer thread only: announces an indefinite wait. Returns false (and stays awake) when fds are
     // already queued, so the caller polls without blocking instead.
     bool prepare_sleep() noexcept {
-        sleeping_.store(true, std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        sleeping_.exchange(true, std::memory_order_acq_rel);
         if (queue_.read_available() == 0) return true;
         sleeping_.store(false, std::memory_order_relaxed);
         return false;

@@ -1,0 +1,110 @@
+// Test helpers: an in-process server on port 0, blocking client sockets, and a multi-connection
+// echo driver that checks every byte.
+#pragma once
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kq/net.hpp"
+#include "kq/server.hpp"
+
+namespace kq::test {
+
+// Runs a kq::Server on 127.0.0.1:0 on its own thread; the destructor stops it and joins (every test
+// thereby ends by checking that shutdown completes).
+class RunningServer {
+public:
+    explicit RunningServer(ServerConfig cfg, std::string_view protocol = "echo")
+        : server_(std::make_unique<Server>(with_defaults(cfg), make_builtin_protocol(protocol))),
+          thread_([this] { server_->run(); }) {}
+    ~RunningServer() { stop(); }
+    void stop() {
+        if (!thread_.joinable()) return;
+        server_->stop();
+        thread_.join();
+    }
+    Server& server() { return *server_; }
+    uint16_t port() const { return server_->port(); }
+
+private:
+    static ServerConfig with_defaults(ServerConfig cfg) {
+        cfg.listen.host = "127.0.0.1";
+        cfg.listen.port = 0;
+        if (cfg.workers == 0) cfg.workers = 2;
+        return cfg;
+    }
+    std::unique_ptr<Server> server_;
+    std::thread thread_;
+};
+
+inline UniqueFd connect_blocking(uint16_t port) { return connect_tcp("127.0.0.1", port, false); }
+
+inline void send_all(int fd, const void* data, size_t len) {
+    auto* p = static_cast<const char*>(data);
+    while (len > 0) {
+        ssize_t n = ::send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0) throw std::runtime_error("send failed");
+        p += n;
+        len -= static_cast<size_t>(n);
+    }
+}
+inline void send_all(int fd, const std::string& s) { send_all(fd, s.data(), s.size()); }
+
+// Reads exactly n bytes (or fewer if the peer closes first).
+inline std::string recv_exact(int fd, size_t n) {
+    std::string out(n, '\0');
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = ::recv(fd, out.data() + got, n - got, 0);
+        if (r <= 0) break;
+        got += static_cast<size_t>(r);
+    }
+    out.resize(got);
+    return out;
+}
+
+// Reads until the peer closes; returns everything received.
+inline std::string recv_until_eof(int fd) {
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+        if (r <= 0) return out;
+        out.append(buf, static_cast<size_t>(r));
+    }
+}
+
+// Random bytes, eight per generator call (the per-byte loop dominates the sanitizer runs otherwise).
+inline std::string random_bytes(std::mt19937_64& rng, size_t n) {
+    std::string s(n + 8, '\0');
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t word = rng();
+        std::memcpy(s.data() + i, &word, 8);
+    }
+    s.resize(n);
+    return s;
+}
+
+// One client connection of the echo driver: payloads to send, and what came back so far.
+struct EchoStream {
+    UniqueFd fd;
+    std::vector<std::string> payloads;
+    bool pipelined = false;  // send every payload at once instead of one per round trip
+    std::string sent, received;
+    size_t next_payload = 0, send_offset = 0;
+};
+
+// Drives many non-blocking echo connections from one thread with poll(): sends each stream's payloads
+// (pipelined or one round trip at a time), reads replies concurrently so neither side can block, and
+// returns false if any stream timed out. Compare sent/received afterwards.
+bool drive_echo(std::vector<EchoStream>& streams, int timeout_ms);
+
+}  // namespace kq::test
