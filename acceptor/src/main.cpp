@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
+#include "kq/http.hpp"
 #include "kq/log.hpp"
 #include "kq/server.hpp"
 
@@ -21,6 +22,7 @@ struct Options {
     std::string backend = "auto";
     std::string dispatch = "round-robin";
     std::string log_level = "info";
+    kq::HttpOptions http;
 };
 
 std::string joined(std::span<const std::string_view> names) {
@@ -39,8 +41,9 @@ void add_flags(CLI::App& app, Options& o) {
         ->capture_default_str();
     app.add_option("--workers", s.workers, "Worker threads, each with its own poller; 0 = number of cores")
         ->check(CLI::Range(0, 1024))->capture_default_str();
-    app.add_option("--protocol", o.protocol, "Protocol: " + joined(kq::builtin_protocol_names()))
-        ->check(CLI::IsMember(std::vector<std::string>{"echo", "upper"}))->capture_default_str();
+    auto protocols = kq::builtin_protocol_names();
+    app.add_option("--protocol", o.protocol, "Protocol: " + joined(protocols))
+        ->check(CLI::IsMember(std::vector<std::string>(protocols.begin(), protocols.end())))->capture_default_str();
     app.add_option("--backend", o.backend, "Event backend built into this binary: " + built)
         ->check(CLI::IsMember(std::vector<std::string>{"auto", "epoll", "kqueue"}))->capture_default_str();
     app.add_option("--dispatch", o.dispatch, "How the acceptor picks a worker: round-robin|least-connections")
@@ -51,6 +54,10 @@ void add_flags(CLI::App& app, Options& o) {
         ->check(CLI::Range(1, 1 << 20))->capture_default_str();
     app.add_option("--tcp-nodelay", s.worker.tcp_nodelay, "Disable Nagle on client sockets (true|false)")
         ->capture_default_str();
+    app.add_option("--max-header", o.http.max_header, "http: largest request line + headers in bytes (431 above)")
+        ->check(CLI::Range(size_t{256}, size_t{1} << 20))->capture_default_str();
+    app.add_option("--max-body", o.http.max_body, "http: largest request body in bytes, read and discarded (413 above)")
+        ->check(CLI::Range(size_t{0}, size_t{1} << 40))->capture_default_str();
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off")
         ->check(CLI::IsMember(std::vector<std::string>(std::begin(kq::kLogLevels), std::end(kq::kLogLevels))))
         ->capture_default_str();
@@ -95,7 +102,8 @@ int main(int argc, char** argv) {
 
     std::unique_ptr<kq::Server> server;
     try {
-        server = std::make_unique<kq::Server>(o.server, kq::make_builtin_protocol(o.protocol));
+        auto protocol = o.protocol == "http" ? kq::make_http_protocol(o.http) : kq::make_builtin_protocol(o.protocol);
+        server = std::make_unique<kq::Server>(o.server, std::move(protocol));
     } catch (const std::invalid_argument& e) {
         std::cerr << "kqserver: --backend " << o.backend << ": " << e.what() << "\n";
         return 2;

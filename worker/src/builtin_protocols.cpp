@@ -1,7 +1,8 @@
-// Built-in protocols: echo (seed 003) and upper (seed 001), both stateless.
+// Built-in protocols by name: echo (seed 003) and upper (seed 001), both stateless, and http.
 #include <array>
 
 #include "kq/handler.hpp"
+#include "kq/http.hpp"
 
 namespace kq {
 namespace {
@@ -35,13 +36,14 @@ private:
     std::string_view name_;
 };
 
-constexpr std::array<std::string_view, 2> kNames = {"echo", "upper"};
+constexpr std::array<std::string_view, 3> kNames = {"echo", "upper", "http"};
 
 }  // namespace
 
 std::unique_ptr<Protocol> make_builtin_protocol(std::string_view name) {
     if (name == kNames[0]) return std::make_unique<StatelessProtocol<EchoSession>>(kNames[0]);
     if (name == kNames[1]) return std::make_unique<StatelessProtocol<UpperSession>>(kNames[1]);
+    if (name == kNames[2]) return make_http_protocol();
     return nullptr;
 }
 

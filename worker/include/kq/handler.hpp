@@ -41,7 +41,7 @@ public:
     virtual std::unique_ptr<Session> open() = 0;
 };
 
-// Built-in protocols by name ("echo", "upper"); nullptr for an unknown name.
+// Built-in protocols by name ("echo", "upper", "http" with default options); nullptr for an unknown name.
 std::unique_ptr<Protocol> make_builtin_protocol(std::string_view name);
 // Names accepted by make_builtin_protocol, for --help and validation.
 std::span<const std::string_view> builtin_protocol_names();
