@@ -10,7 +10,11 @@ namespace {
 // Sends every byte back unchanged; the scratch buffer is sent directly, no copy unless the socket is full.
 class EchoSession final : public Session {
 public:
-    void on_data(std::span<char> bytes, Reply& reply) override { reply.send(bytes); }
+    // A "request" of a stream protocol is one chunk received and answered.
+    void on_data(std::span<char> bytes, Reply& reply) override {
+        reply.send(bytes);
+        reply.count_requests();
+    }
 };
 
 // Sends every byte back ASCII-uppercased (in place: the scratch buffer is ours to change). Unlike the
@@ -22,6 +26,7 @@ public:
             if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
         }
         reply.send(bytes);
+        reply.count_requests();
     }
 };
 

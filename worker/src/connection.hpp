@@ -42,6 +42,7 @@ public:
 
     void send(std::span<const char> bytes) override;
     void close() override;
+    void count_requests(uint64_t n) override;
 
     WorkerLoop& loop_;
     UniqueFd fd_;

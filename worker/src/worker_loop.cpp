@@ -38,6 +38,7 @@ void WorkerLoop::run() {
         if (may_sleep) mailbox_.woke();
         stats_.waits.add();
         stats_.events.add(static_cast<uint64_t>(n));
+        stats_.events_per_wait.record(static_cast<uint64_t>(n));
         for (int i = 0; i < n; ++i) handle(events_[static_cast<size_t>(i)]);
         run_scheduled();
         reap();
@@ -217,6 +218,7 @@ void WorkerLoop::close_now(Connection& c) {
 
 void Connection::send(std::span<const char> bytes) { loop_.send(*this, bytes); }
 void Connection::close() { loop_.close_after_flush(*this); }
+void Connection::count_requests(uint64_t n) { loop_.count_requests(n); }
 
 void WorkerLoop::reap() noexcept {
     for (Connection* c : graveyard_) delete c;

@@ -28,6 +28,7 @@ public:
     // Called through Connection (Reply) by sessions, on the worker thread.
     void send(Connection& c, std::span<const char> bytes);
     void close_after_flush(Connection& c);
+    void count_requests(uint64_t n) noexcept { stats_.requests.add(n); }
 
 private:
     void admit_new();

@@ -36,11 +36,12 @@ public:
     bool prepare_sleep() noexcept {
         sleeping_.exchange(true, std::memory_order_acq_rel);
         if (queue_.read_available() == 0) return true;
-        sleeping_.store(false, std::memory_order_relaxed);
+        woke();
         return false;
     }
-    // Consumer thread only: after the wait returns.
-    void woke() noexcept { sleeping_.store(false, std::memory_order_relaxed); }
+    // Consumer thread only: after the wait returns. An exchange, not a plain store: a store would break
+    // the release sequence of a producer's exchange, and the next prepare_sleep() could then miss its fd.
+    void woke() noexcept { sleeping_.exchange(false, std::memory_order_acq_rel); }
 
     // Consumer thread only: pops every queued fd into fn(int fd).
     template <class Fn>

@@ -4,6 +4,7 @@
 // ever called by the worker that owns its connection.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -19,6 +20,8 @@ public:
     void send(std::string_view s) { send(std::span<const char>(s.data(), s.size())); }
     // Closes the connection once everything sent so far has been written.
     virtual void close() = 0;
+    // Adds n to the worker's request counter (metrics, exit summary): call once per request answered.
+    virtual void count_requests(uint64_t n = 1) = 0;
 
 protected:
     ~Reply() = default;

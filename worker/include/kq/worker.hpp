@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -28,8 +29,28 @@ struct WorkerConfig {
     size_t low_water = 256 * 1024;     // resume reading once its output drains below this
 };
 
+// Events returned per wait, in power-of-two buckets: bucket i counts waits that returned at most 2^i
+// events (bucket 0: 0 or 1), the last bucket everything above. Written by the worker only.
+class EventsPerWait {
+public:
+    static constexpr size_t kBuckets = 12;  // ..1, 2, 4, ... 1024, more
+    void record(uint64_t n) noexcept {
+        size_t i = n <= 1 ? 0 : static_cast<size_t>(std::bit_width(n - 1));
+        buckets_[i < kBuckets ? i : kBuckets - 1].add();
+        sum_.add(n);
+    }
+    uint64_t bucket(size_t i) const noexcept { return buckets_[i].get(); }
+    static uint64_t bucket_bound(size_t i) noexcept { return uint64_t{1} << i; }
+    uint64_t sum() const noexcept { return sum_.get(); }
+
+private:
+    Counter buckets_[kBuckets];
+    Counter sum_;
+};
+
 struct WorkerStats {
-    Counter accepted, closed, errors, bytes_read, bytes_written, events, waits, wakeups;
+    Counter accepted, closed, errors, bytes_read, bytes_written, requests, events, waits, wakeups;
+    EventsPerWait events_per_wait;
 };
 
 class WorkerLoop;  // the worker's thread-confined state (worker/src/worker_loop.hpp)

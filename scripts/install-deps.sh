@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kqserver builds and tests with; does nothing when all are present.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ pkg-config                  # build
+  libboost-dev libspdlog-dev libcli11-dev           # Boost.Lockfree, logging, command lines
+  nlohmann-json3-dev libhttp-parser-dev             # JSON reports, HTTP parsing
+  libgtest-dev libgmock-dev libbenchmark-dev        # tests and micro-benchmarks
+)
+packages+=("$@")                                  # extra ones a caller needs (bench scripts)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing: ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
