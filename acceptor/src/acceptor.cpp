@@ -30,7 +30,8 @@ std::string_view dispatch_name(Dispatch d) { return kDispatchNames[static_cast<s
 
 Acceptor::Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend)
     : listen_fd_(std::move(listen_fd)), workers_(std::move(workers)), dispatch_(dispatch),
-      poller_(make_poller(backend)), handed_(workers_.size(), 0) {
+      poller_(make_poller(backend)), handed_(workers_.size(), 0),
+      full_per_worker_(std::make_unique<Counter[]>(workers_.size())) {
     poller_->add_readonly(listen_fd_.get(), &listen_token);
 }
 
@@ -134,6 +135,7 @@ bool Acceptor::hand_off(int fd) {
             return true;
         }
         stats_.handoff_full.add();
+        full_per_worker_[i].add();
     }
     return false;
 }

@@ -12,6 +12,7 @@
 
 #include "kq/http.hpp"
 #include "kq/log.hpp"
+#include "kq/metrics.hpp"
 #include "kq/server.hpp"
 
 namespace {
@@ -23,6 +24,7 @@ struct Options {
     std::string dispatch = "round-robin";
     std::string log_level = "info";
     kq::HttpOptions http;
+    int metrics_port = -1;
 };
 
 std::string joined(std::span<const std::string_view> names) {
@@ -58,6 +60,10 @@ void add_flags(CLI::App& app, Options& o) {
         ->check(CLI::Range(size_t{256}, size_t{1} << 20))->capture_default_str();
     app.add_option("--max-body", o.http.max_body, "http: largest request body in bytes, read and discarded (413 above)")
         ->check(CLI::Range(size_t{0}, size_t{1} << 40))->capture_default_str();
+    app.add_option("--metrics-port", o.metrics_port,
+                   "Serve Prometheus metrics at GET /metrics on this port of --host (0 = a free port, printed "
+                   "on stdout as 'metrics HOST:PORT'); off by default")
+        ->check(CLI::Range(0, 65535));
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off")
         ->check(CLI::IsMember(std::vector<std::string>(std::begin(kq::kLogLevels), std::end(kq::kLogLevels))))
         ->capture_default_str();
@@ -111,14 +117,28 @@ int main(int argc, char** argv) {
         std::cerr << "kqserver: " << e.what() << "\n";
         return 1;
     }
+    std::unique_ptr<kq::MetricsServer> metrics;
+    if (o.metrics_port >= 0) {
+        try {
+            kq::ListenOptions mo = o.server.listen;
+            mo.port = static_cast<uint16_t>(o.metrics_port);
+            metrics = std::make_unique<kq::MetricsServer>(*server, mo);
+        } catch (const std::exception& e) {
+            std::cerr << "kqserver: --metrics-port " << o.metrics_port << ": " << e.what() << "\n";
+            return 1;
+        }
+    }
     std::printf("listening %s\n", server->address().c_str());
+    if (metrics) std::printf("metrics %s\n", metrics->address().c_str());
     std::fflush(stdout);
     spdlog::info("kqserver {}: backend {}, {} workers, dispatch {}, protocol {}, batch {}", server->address(),
                  kq::backend_name(server->backend()), server->worker_count(), o.dispatch, o.protocol,
                  o.server.worker.batch);
 
     std::thread signals = start_signal_thread(*server, set);
+    if (metrics) metrics->start();
     server->run();
+    if (metrics) metrics->stop();
     pthread_kill(signals.native_handle(), SIGUSR1);
     signals.join();
     server->log_summary();

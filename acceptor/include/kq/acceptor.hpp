@@ -35,6 +35,8 @@ public:
     const AcceptorStats& stats() const noexcept { return stats_; }
     // Connections handed to worker i so far (acceptor thread, or any thread after run() returned).
     uint64_t handed(size_t i) const noexcept { return handed_[i]; }
+    // Times worker i's queue was full when the acceptor tried it (any thread).
+    uint64_t handoff_full(size_t i) const noexcept { return full_per_worker_[i].get(); }
 
 private:
     void drain_backlog();
@@ -50,6 +52,7 @@ private:
     std::atomic<bool> stop_{false};
     AcceptorStats stats_;
     std::vector<uint64_t> handed_;
+    std::unique_ptr<Counter[]> full_per_worker_;
     size_t next_ = 0;
     std::deque<int> pending_;   // accepted fds no worker queue had room for yet
     std::chrono::steady_clock::time_point paused_until_{};
