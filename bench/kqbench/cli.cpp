@@ -1,0 +1,183 @@
+// kqbench's flags (CLI11): definitions with help and defaults, then the checks that need several flags
+// at once. Every mistake ends in one line on stderr and exit status 2.
+#include "kqbench/cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+#include "kqbench/proc_cpu.hpp"
+#include "kqbench/units.hpp"
+
+namespace kq::bench {
+namespace {
+
+// Flags as typed, where they need parsing or cross-checking before they become a Config.
+struct Typed {
+    std::string target;
+    std::string duration = "10s", warmup = "0s", timeout = "2s", size = "64";
+    std::string protocol = "echo", backend = "auto", path, request_file;
+    uint64_t reply_size = 0;
+};
+
+CLI::Validator duration_check() {
+    return CLI::Validator(
+        [](std::string& s) { return parse_duration_ns(s) ? std::string() : "'" + s + "' is not a duration (10s, 500ms, 2m)"; },
+        "DURATION");
+}
+
+CLI::Validator size_check() {
+    return CLI::Validator(
+        [](std::string& s) { return parse_size_range(s) ? std::string() : "'" + s + "' is not N or MIN-MAX bytes"; },
+        "BYTES");
+}
+
+void add_run_flags(CLI::App& app, Typed& t, Config& c) {
+    app.add_option("-t,--threads", c.threads, "Bench threads, each with its own poller (at most one per connection)")
+        ->check(CLI::Range(1, 4096))->capture_default_str();
+    app.add_option("-c,--connections", c.connections,
+                   "Connections, spread over the threads; every one is made, and failed attempts are counted by reason")
+        ->check(CLI::Range(1, 10'000'000))->capture_default_str();
+    auto* duration = app.add_option("-d,--duration", t.duration, "How long to measure: 10s, 500ms, 2m ...")
+                         ->check(duration_check())->capture_default_str();
+    app.add_option("-n,--requests", c.requests, "Measure exactly N requests (sent and answered or failed) instead of a duration")
+        ->check(CLI::Validator([](std::string& v) { return v.find_first_not_of('0') == std::string::npos ? "must be at least 1" : ""; }, "N"))
+        ->excludes(duration);
+    app.add_option("--warmup", t.warmup, "Run this long before measuring; nothing in it counts")
+        ->check(duration_check())->capture_default_str();
+    app.add_option("--pipeline", c.pipeline, "Requests in flight per connection")
+        ->check(CLI::Range(1, 65536))->capture_default_str();
+    app.add_option("--rate", c.rate,
+                   "Open loop: total requests/s over all connections, each timed from its intended send time "
+                   "(coordinated-omission corrected; the uncorrected figure is shown too). 0 = closed loop")
+        ->check(CLI::Range(0.0, 1e9))->capture_default_str();
+    app.add_option("--timeout", t.timeout,
+                   "Per request and per connect attempt; a late request counts as an error and its connection is replaced")
+        ->check(duration_check())->capture_default_str();
+    app.add_option("--connect-rate", c.connect_rate,
+                   "Open connections at this many per second (ramp-up, not measured); 0 = all at once")
+        ->check(CLI::Range(0.0, 1e9))->capture_default_str();
+    app.add_flag("--reconnect", c.reconnect,
+                 "A new connection for every request (measures the accept path); latency then includes the connect");
+}
+
+void add_protocol_flags(CLI::App& app, Typed& t, Config& c) {
+    app.add_option("-p,--protocol", t.protocol,
+                   "echo: replies must equal the request; upper: its ASCII uppercase; http: GET with keep-alive, "
+                   "non-2xx are errors; raw: --request-file bytes, --reply-size bytes back")
+        ->check(CLI::IsMember({"echo", "upper", "http", "raw"}))->capture_default_str();
+    app.add_option("-s,--size", t.size, "echo/upper request bytes: N or MIN-MAX (uniform); k and m multiply by 1024")
+        ->check(size_check())->capture_default_str();
+    app.add_option("--path", t.path, "http: the request path (default: the target URL's, else /)");
+    app.add_option("-H,--header", c.headers, "http: an extra request header 'Name: value' (repeatable)");
+    app.add_option("--request-file", t.request_file, "raw: send this file's bytes as every request")
+        ->check(CLI::ExistingFile);
+    app.add_option("--reply-size", t.reply_size, "raw: bytes the server answers per request (default: the request's size)")
+        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
+}
+
+void add_output_flags(CLI::App& app, Typed& t, Config& c, std::string& json) {
+    app.add_option("--json", json, "Also write every figure and both latency histograms to this file (for kqbench merge)");
+    app.add_option("--server-pid", c.server_pid,
+                   "Report this process's CPU time per request over the measured window (from /proc/PID/stat)")
+        ->check(CLI::Range(1, 1 << 30));
+    app.add_option("--backend", t.backend, "Event backend: auto|epoll|kqueue (those built into this binary)")
+        ->check(CLI::IsMember({"auto", "epoll", "kqueue"}))->capture_default_str();
+    app.add_option("--seed", c.seed, "Seed of the request bytes and sizes (runs with one seed send the same bytes)")
+        ->capture_default_str();
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Checks that span several flags; returns an error message or "".
+std::string protocol_config(const CLI::App& app, Typed& t, Config& c) {
+    parse_protocol(t.protocol, c.protocol);
+    bool payload = c.protocol == ProtocolKind::echo || c.protocol == ProtocolKind::upper;
+    if (app.count("--size") && !payload) return "--size applies to --protocol echo and upper";
+    if ((app.count("--path") || app.count("--header")) && c.protocol != ProtocolKind::http) {
+        return "--path and --header apply to --protocol http";
+    }
+    if ((app.count("--request-file") || app.count("--reply-size")) && c.protocol != ProtocolKind::raw) {
+        return "--request-file and --reply-size apply to --protocol raw";
+    }
+    auto range = parse_size_range(t.size);
+    if (range->min == 0 || range->max > (64u << 20)) return "--size must be within 1 B .. 64 MiB";
+    c.size_min = range->min, c.size_max = range->max;
+    if (!t.path.empty()) c.path = t.path;
+    if (c.path.empty() || c.path.front() != '/') return "--path must start with '/'";
+    for (const auto& h : c.headers) {
+        if (h.find(':') == std::string::npos || h.find_first_of("\r\n") != std::string::npos) {
+            return "--header '" + h + "' is not 'Name: value'";
+        }
+    }
+    if (c.protocol == ProtocolKind::raw) {
+        if (t.request_file.empty()) return "--protocol raw needs --request-file";
+        c.request = read_file(t.request_file);
+        if (c.request.empty()) return "--request-file " + t.request_file + " is empty";
+        c.reply_size = t.reply_size > 0 ? t.reply_size : c.request.size();
+    }
+    return "";
+}
+
+std::string to_config(const CLI::App& app, Typed& t, Config& c) {
+    auto target = parse_target(t.target);
+    if (!target) return "target '" + t.target + "' is not HOST:PORT or http://HOST[:PORT]/PATH";
+    c.host = target->host, c.port = target->port;
+    if (target->url) {
+        if (!app.count("--protocol")) t.protocol = "http";
+        c.path = target->path;
+    }
+    c.duration_ns = *parse_duration_ns(t.duration);
+    c.warmup_ns = *parse_duration_ns(t.warmup);
+    c.timeout_ns = *parse_duration_ns(t.timeout);
+    if (c.duration_ns <= 0 && c.requests == 0) return "--duration must be more than 0";
+    if (c.timeout_ns <= 0) return "--timeout must be more than 0";
+    if (c.reconnect && c.pipeline > 1) return "--reconnect sends one request per connection: drop --pipeline";
+    parse_backend(t.backend, c.backend);
+    if (c.server_pid > 0 && !process_cpu_us(c.server_pid)) {
+        return "--server-pid " + std::to_string(c.server_pid) + ": no such process (or /proc unreadable)";
+    }
+    return protocol_config(app, t, c);
+}
+
+}  // namespace
+
+int parse_flags(CLI::App& app, int argc, char** argv, const char* prog) {
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << prog << ": " << e.what() << " (see --help)\n";
+        return 2;
+    }
+    return -1;
+}
+
+int parse_command_line(int argc, char** argv, CliOptions& out) {
+    CLI::App app{"kqbench: load generator for TCP and HTTP servers. Closed loop (--pipeline requests in flight per "
+                 "connection) or open loop (--rate, coordinated-omission corrected); every reply verified.\n"
+                 "Also: kqbench merge [--json OUT] A.json B.json ... combines runs exactly.",
+                 "kqbench"};
+    app.footer("Exit status: 0 done (errors are in the report), 1 server unreachable or a file unwritable, 2 bad flags.\n"
+               "On a terminal a progress line (elapsed, req/s, p99, errors) is updated each second on stderr.\n"
+               "Ctrl-C stops sending, waits for the replies in flight and reports the window so far.");
+    Typed t;
+    app.add_option("target", t.target, "HOST:PORT, [IPv6]:PORT, or http://HOST[:PORT][/PATH] (implies --protocol http)")
+        ->required();
+    add_run_flags(app, t, out.cfg);
+    add_protocol_flags(app, t, out.cfg);
+    add_output_flags(app, t, out.cfg, out.json_path);
+    if (int rc = parse_flags(app, argc, argv, "kqbench"); rc >= 0) return rc;
+    if (std::string err = to_config(app, t, out.cfg); !err.empty()) {
+        std::cerr << "kqbench: " << err << " (see --help)\n";
+        return 2;
+    }
+    return -1;
+}
+
+}  // namespace kq::bench

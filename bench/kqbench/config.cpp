@@ -1,0 +1,53 @@
+// Names of protocols and error kinds, and the one-line description of a configuration.
+#include "kqbench/config.hpp"
+
+#include <array>
+
+#include "kqbench/units.hpp"
+
+namespace kq::bench {
+namespace {
+
+constexpr std::array<std::string_view, 4> kProtocols = {"echo", "upper", "http", "raw"};
+constexpr std::array<std::string_view, kErrorKinds> kErrorKeys = {
+    "connect_refused", "connect_timeout", "connect_error", "reset", "closed",
+    "timeout",         "verify",          "status",        "parse",
+};
+
+}  // namespace
+
+std::string_view protocol_name(ProtocolKind p) { return kProtocols[static_cast<size_t>(p)]; }
+
+bool parse_protocol(std::string_view text, ProtocolKind& out) {
+    for (size_t i = 0; i < kProtocols.size(); ++i) {
+        if (kProtocols[i] == text) {
+            out = static_cast<ProtocolKind>(i);
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string_view error_key(ErrorKind k) { return kErrorKeys[index(k)]; }
+
+std::string describe(const Config& c) {
+    std::string s(protocol_name(c.protocol));
+    if (c.protocol == ProtocolKind::echo || c.protocol == ProtocolKind::upper) {
+        s += c.size_min == c.size_max ? " " + std::to_string(c.size_min) + " B"
+                                      : " " + std::to_string(c.size_min) + "-" + std::to_string(c.size_max) + " B";
+    } else if (c.protocol == ProtocolKind::http) {
+        s += " GET " + c.path;
+    } else {
+        s += " " + std::to_string(c.request.size()) + " B -> " + std::to_string(c.reply_size) + " B";
+    }
+    s += ", " + std::to_string(c.threads) + (c.threads == 1 ? " thread, " : " threads, ");
+    s += std::to_string(c.connections) + (c.connections == 1 ? " connection" : " connections");
+    if (c.reconnect) s += " (new per request)";
+    s += ", pipeline " + std::to_string(c.pipeline);
+    s += c.rate > 0 ? ", open loop " + format_rate(c.rate) + " req/s" : ", closed loop";
+    s += c.requests > 0 ? ", " + format_count(c.requests) + " requests" : ", " + format_seconds(c.duration_ns);
+    if (c.warmup_ns > 0) s += " after " + format_seconds(c.warmup_ns) + " warm-up";
+    return s;
+}
+
+}  // namespace kq::bench

@@ -1,0 +1,221 @@
+// The engine: resolves the target once, splits connections, requests and rate over the threads, starts
+// them, supervises (progress, interrupt, unreachable server, server CPU samples) and sums the figures.
+#include "kqbench/engine.hpp"
+
+#include <netdb.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include "kqbench/bench_thread.hpp"
+#include "kqbench/proc_cpu.hpp"
+
+namespace kq::bench {
+namespace {
+
+using Threads = std::vector<std::unique_ptr<BenchThread>>;
+constexpr int64_t kSecond = 1'000'000'000;
+
+void resolve(RunShared& s) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    std::string port = std::to_string(s.cfg.port);
+    int rc = ::getaddrinfo(s.cfg.host.c_str(), port.c_str(), &hints, &res);
+    if (rc != 0) throw std::runtime_error("cannot resolve '" + s.cfg.host + "': " + ::gai_strerror(rc));
+    std::memcpy(&s.addr, res->ai_addr, res->ai_addrlen);
+    s.addr_len = res->ai_addrlen;
+    ::freeaddrinfo(res);
+}
+
+// Each connection is a descriptor (two pollers' and timers' per thread, stdio and slack besides): raise
+// the soft limit toward the hard one rather than fail connects with EMFILE in the middle of a run.
+void ensure_fd_limit(const Config& cfg) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+    const rlim_t need = static_cast<rlim_t>(cfg.connections) + 4 * static_cast<rlim_t>(cfg.threads) + 64;
+    if (lim.rlim_cur >= need) return;
+    lim.rlim_cur = std::min(need, lim.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    if (lim.rlim_cur < need) {
+        throw std::runtime_error(std::to_string(cfg.connections) + " connections need " + std::to_string(need) +
+                                 " file descriptors; the limit is " + std::to_string(lim.rlim_max) + " (ulimit -n)");
+    }
+}
+
+// Every connection is placed (the first C mod T threads take one more), requests likewise; each thread's
+// rate is its share of the connections, so every connection runs the same schedule.
+std::vector<ThreadPlan> make_plans(const Config& cfg) {
+    std::vector<ThreadPlan> plans;
+    const int t_count = cfg.threads, c_count = cfg.connections;
+    const uint64_t t64 = static_cast<uint64_t>(t_count);
+    int first = 0;
+    for (int t = 0; t < t_count; ++t) {
+        ThreadPlan p;
+        p.index = t;
+        p.first_conn = first;
+        p.conns = c_count / t_count + (t < c_count % t_count ? 1 : 0);
+        p.quota = cfg.requests / t64 + (static_cast<uint64_t>(t) < cfg.requests % t64 ? 1 : 0);
+        p.rate = cfg.rate * p.conns / c_count;
+        first += p.conns;
+        plans.push_back(p);
+    }
+    return plans;
+}
+
+class Supervisor {
+public:
+    Supervisor(RunShared& shared, Threads& threads, const RunHooks& hooks)
+        : shared_(shared), threads_(threads), hooks_(hooks), next_progress_(shared.t0 + kSecond), last_progress_(shared.t0) {}
+
+    // Returns when every bench thread has finished.
+    void run() {
+        for (;;) {
+            int64_t now = now_ns();
+            sample_cpu(now);
+            if (!stopping_ && hooks_.interrupt && hooks_.interrupt->load()) {
+                stopping_ = true;
+                shared_.stop_at.store(std::min(shared_.stop_at.load(), now));
+                wake_all();
+            }
+            if (!aborting_ && shared_.abort.load()) {
+                aborting_ = true;
+                wake_all();
+            }
+            if (hooks_.on_progress && now >= next_progress_) progress(now);
+            std::unique_lock lock(shared_.done_mu);
+            if (shared_.done_cv.wait_for(lock, std::chrono::nanoseconds(next_wait(now)),
+                                         [&] { return shared_.running == 0; })) {
+                return;
+            }
+        }
+    }
+
+    std::optional<uint64_t> cpu_start() const { return cpu_start_; }
+
+private:
+    // The server's CPU clock is read when the measured window opens and again at the end.
+    void sample_cpu(int64_t now) {
+        if (shared_.cfg.server_pid <= 0 || cpu_sampled_ || now < shared_.measure_start) return;
+        cpu_sampled_ = true;
+        cpu_start_ = process_cpu_us(shared_.cfg.server_pid);
+    }
+
+    int64_t next_wait(int64_t now) const {
+        int64_t wait = 100'000'000;  // interrupts are polled this often
+        if (hooks_.on_progress) wait = std::min(wait, next_progress_ - now);
+        if (shared_.cfg.server_pid > 0 && !cpu_sampled_) wait = std::min(wait, shared_.measure_start - now);
+        return std::max<int64_t>(wait, 0);
+    }
+
+    void progress(int64_t now) {
+        ProgressSample s;
+        Histogram interval;
+        uint64_t ok = 0;
+        for (auto& t : threads_) {
+            t->take_interval(interval);
+            ok += t->ok_so_far();
+            s.errors += t->errors_so_far();
+        }
+        double dt = static_cast<double>(now - last_progress_) / 1e9;
+        s.elapsed_s = static_cast<double>(now - shared_.measure_start) / 1e9;
+        s.requests_per_s = dt > 0 ? static_cast<double>(ok - last_ok_) / dt : 0;
+        s.p99_us = interval.value_at_percentile(99);
+        last_ok_ = ok;
+        last_progress_ = now;
+        next_progress_ += kSecond;
+        hooks_.on_progress(s);
+    }
+
+    void wake_all() {
+        for (auto& t : threads_) t->wake();
+    }
+
+    RunShared& shared_;
+    Threads& threads_;
+    const RunHooks& hooks_;
+    int64_t next_progress_;
+    int64_t last_progress_;
+    uint64_t last_ok_ = 0;
+    bool stopping_ = false, aborting_ = false, cpu_sampled_ = false;
+    std::optional<uint64_t> cpu_start_;
+};
+
+std::string endpoint(const Config& cfg) {
+    bool v6 = cfg.host.find(':') != std::string::npos;
+    return (v6 ? "[" + cfg.host + "]" : cfg.host) + ":" + std::to_string(cfg.port);
+}
+
+// The measured window ends at the duration's end (or the interrupt), or at the last answer if later;
+// with --requests, at the last answer.
+Report build_report(const Config& cfg, RunShared& shared, const Threads& threads) {
+    Report r;
+    r.config = config_to_json(cfg);
+    r.description = describe(cfg);
+    r.target = endpoint(cfg);
+    r.open_loop = cfg.rate > 0;
+    r.connections = cfg.connections;
+    for (const auto& t : threads) r.stats.merge(t->stats());
+    if (!r.open_loop) r.stats.latency_uncorrected = r.stats.latency;
+    int64_t stop = shared.stop_at.load();
+    int64_t end = std::max(stop == kNever ? 0 : stop, r.stats.last_done_ns);
+    if (end <= shared.measure_start) end = now_ns();
+    r.elapsed_s = std::max(static_cast<double>(end - shared.measure_start) / 1e9, 1e-9);
+    r.requests_per_s = static_cast<double>(r.stats.ok) / r.elapsed_s;
+    r.bytes_sent_per_s = static_cast<double>(r.stats.bytes_sent) / r.elapsed_s;
+    r.bytes_received_per_s = static_cast<double>(r.stats.bytes_received) / r.elapsed_s;
+    return r;
+}
+
+std::string unreachable_message(const Config& cfg, const RunShared& shared) {
+    int err = shared.first_errno.load();
+    std::string why = err == ETIMEDOUT ? "connect timed out" : std::strerror(err);
+    for (auto& ch : why) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return "cannot connect to " + endpoint(cfg) + ": " + why + " (all " + std::to_string(cfg.connections) +
+           " connections failed)";
+}
+
+}  // namespace
+
+RunResult run_bench(const Config& cfg_in, const RunHooks& hooks) {
+    Config cfg = cfg_in;
+    cfg.threads = std::clamp(cfg.threads, 1, std::max(cfg.connections, 1));
+    ensure_fd_limit(cfg);
+    RunShared shared(cfg);
+    resolve(shared);
+    if (cfg.protocol == ProtocolKind::echo || cfg.protocol == ProtocolKind::upper) shared.payloads = make_payloads(cfg);
+    Threads threads;
+    for (const ThreadPlan& p : make_plans(cfg)) threads.push_back(std::make_unique<BenchThread>(shared, p));
+
+    shared.t0 = now_ns();
+    int64_t ramp = cfg.connect_rate > 0 ? static_cast<int64_t>(cfg.connections / cfg.connect_rate * 1e9) : 0;
+    shared.ramp_end = shared.t0 + ramp;
+    shared.measure_start = shared.ramp_end + cfg.warmup_ns;
+    if (cfg.requests == 0) shared.stop_at.store(shared.measure_start + cfg.duration_ns);
+    shared.running = static_cast<int>(threads.size());
+    for (auto& t : threads) t->start();
+    Supervisor supervisor(shared, threads, hooks);
+    supervisor.run();
+    for (auto& t : threads) t->join();
+    if (!shared.failure.empty()) throw std::runtime_error(shared.failure);
+
+    RunResult result;
+    result.report = build_report(cfg, shared, threads);
+    if (auto start = supervisor.cpu_start()) {
+        if (auto end = process_cpu_us(cfg.server_pid)) result.report.server = ServerCpu{cfg.server_pid, *end - *start};
+    }
+    if (shared.abort.load() && !shared.ever_connected.load()) {
+        result.unreachable = true;
+        result.error = unreachable_message(cfg, shared);
+    }
+    return result;
+}
+
+}  // namespace kq::bench
