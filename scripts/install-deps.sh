@@ -7,6 +7,7 @@ packages=(
   libboost-dev libspdlog-dev libcli11-dev           # Boost.Lockfree, logging, command lines
   nlohmann-json3-dev libhttp-parser-dev             # JSON reports, HTTP parsing
   libgtest-dev libgmock-dev libbenchmark-dev        # tests and micro-benchmarks
+  curl apache2-utils wrk nghttp2-client chromium    # real HTTP clients the tests drive
 )
 packages+=("$@")                                  # extra ones a caller needs (bench scripts)
 

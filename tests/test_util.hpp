@@ -25,6 +25,10 @@ public:
     explicit RunningServer(ServerConfig cfg, std::string_view protocol = "echo")
         : server_(std::make_unique<Server>(with_defaults(cfg), make_builtin_protocol(protocol))),
           thread_([this] { server_->run(); }) {}
+    // A protocol built by the test, e.g. make_http_protocol() with non-default options.
+    RunningServer(ServerConfig cfg, std::unique_ptr<Protocol> protocol)
+        : server_(std::make_unique<Server>(with_defaults(cfg), std::move(protocol))),
+          thread_([this] { server_->run(); }) {}
     ~RunningServer() { stop(); }
     void stop() {
         if (!thread_.joinable()) return;

@@ -15,6 +15,7 @@ namespace {
 constexpr std::array<std::string_view, 2> kDispatchNames = {"round-robin", "least-connections"};
 constexpr auto kFdPause = std::chrono::milliseconds(100);   // EMFILE/ENFILE back-off, as nginx does
 constexpr int kPendingRetryMs = 1;                          // a full worker queue drains within a wait
+constexpr int kLimitRetryMs = 10;                           // at --max-connections: re-check this often
 int listen_token;                                           // udata of the listening socket
 
 }  // namespace
@@ -28,10 +29,11 @@ bool parse_dispatch(std::string_view text, Dispatch& out) {
 
 std::string_view dispatch_name(Dispatch d) { return kDispatchNames[static_cast<size_t>(d)]; }
 
-Acceptor::Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend)
+Acceptor::Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend,
+                   size_t max_connections)
     : listen_fd_(std::move(listen_fd)), workers_(std::move(workers)), dispatch_(dispatch),
       poller_(make_poller(backend)), handed_(workers_.size(), 0),
-      full_per_worker_(std::make_unique<Counter[]>(workers_.size())) {
+      full_per_worker_(std::make_unique<Counter[]>(workers_.size())), max_connections_(max_connections) {
     poller_->add_readonly(listen_fd_.get(), &listen_token);
 }
 
@@ -42,6 +44,7 @@ void Acceptor::request_stop() noexcept {
 
 int Acceptor::wait_timeout_ms() const {
     if (!pending_.empty()) return kPendingRetryMs;
+    if (at_limit_) return kLimitRetryMs;
     auto now = std::chrono::steady_clock::now();
     if (paused_until_ > now) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(paused_until_ - now).count();
@@ -68,12 +71,19 @@ void Acceptor::run() {
     }
     for (int fd : pending_) ::close(fd);
     pending_.clear();
+    listen_fd_.reset();  // new clients are refused from now on instead of waiting in the backlog
 }
 
 // One READ event per listening socket per wait however many clients queued (the forum's "one
 // connection per event"): the backlog is drained here with accept4 until EAGAIN.
 void Acceptor::drain_backlog() {
     while (pending_.empty()) {
+        // At the limit, leave clients in the kernel backlog rather than accept-and-close them
+        // (memcached's choice): they are served as soon as connections close, not turned away.
+        bool full = open_connections() >= max_connections_;
+        if (full && !at_limit_) stats_.limit_pauses.add();
+        at_limit_ = full;
+        if (full) return;
         int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             stats_.accepted.add();
@@ -105,6 +115,12 @@ void Acceptor::drain_backlog() {
             return;
         }
     }
+}
+
+uint64_t Acceptor::open_connections() const noexcept {
+    uint64_t open = 0;
+    for (size_t i = 0; i < workers_.size(); ++i) open += handed_[i] - workers_[i].closed->get();
+    return open + pending_.size();
 }
 
 size_t Acceptor::pick() noexcept {

@@ -25,6 +25,7 @@ struct Options {
     std::string log_level = "info";
     kq::HttpOptions http;
     int metrics_port = -1;
+    double idle_timeout = 60, header_timeout = 10, drain_timeout = 10;  // seconds
 };
 
 std::string joined(std::span<const std::string_view> names) {
@@ -64,6 +65,21 @@ void add_flags(CLI::App& app, Options& o) {
                    "Serve Prometheus metrics at GET /metrics on this port of --host (0 = a free port, printed "
                    "on stdout as 'metrics HOST:PORT'); off by default")
         ->check(CLI::Range(0, 65535));
+    app.add_option("--max-connections", s.max_connections,
+                   "Open connections at most; above it clients wait in the kernel backlog. 0 = fd limit minus a reserve")
+        ->capture_default_str();
+    app.add_option("--idle-timeout", o.idle_timeout, "Seconds without traffic before a connection is closed (0 = never)")
+        ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
+    app.add_option("--header-timeout", o.header_timeout,
+                   "Seconds a request may take to arrive once begun (http: 408, then close; slowloris guard; 0 = never)")
+        ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
+    app.add_option("--drain-timeout", o.drain_timeout,
+                   "On SIGTERM/SIGINT: seconds to finish received requests and flush before closing (a second signal: at once)")
+        ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
+    app.add_option("--high-water", s.worker.high_water, "Stop reading a client whose unsent output exceeds these bytes")
+        ->check(CLI::Range(size_t{1024}, size_t{1} << 32))->capture_default_str();
+    app.add_option("--low-water", s.worker.low_water, "Resume reading it once its unsent output is below these bytes")
+        ->check(CLI::Range(size_t{0}, size_t{1} << 32))->capture_default_str();
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off")
         ->check(CLI::IsMember(std::vector<std::string>(std::begin(kq::kLogLevels), std::end(kq::kLogLevels))))
         ->capture_default_str();
@@ -74,10 +90,18 @@ void add_flags(CLI::App& app, Options& o) {
 std::thread start_signal_thread(kq::Server& server, const sigset_t& set) {
     return std::thread([&server, set] {
         int sig = 0;
+        bool first = true;
         while (sigwait(&set, &sig) == 0) {
             if (sig == SIGUSR1) return;
-            spdlog::info("signal {}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-            server.stop();
+            const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+            if (first) {
+                spdlog::info("{}: no longer accepting; draining connections (a second signal stops at once)", name);
+                server.stop();
+                first = false;
+            } else {
+                spdlog::info("{}: stopping now", name);
+                server.stop_now();
+            }
         }
     });
 }
@@ -97,6 +121,15 @@ int main(int argc, char** argv) {
         std::cerr << "kqserver: " << e.what() << " (see --help)\n";
         return 2;
     }
+    if (o.server.worker.low_water > o.server.worker.high_water) {
+        std::cerr << "kqserver: --low-water " << o.server.worker.low_water << " is above --high-water "
+                  << o.server.worker.high_water << " (see --help)\n";
+        return 2;
+    }
+    auto to_ms = [](double seconds) { return static_cast<int>(seconds * 1000); };
+    o.server.worker.idle_timeout_ms = to_ms(o.idle_timeout);
+    o.server.worker.request_timeout_ms = to_ms(o.header_timeout);
+    o.server.worker.drain_timeout_ms = to_ms(o.drain_timeout);
     kq::setup_logging(o.log_level);
     kq::parse_backend(o.backend, o.server.worker.backend);
     kq::parse_dispatch(o.dispatch, o.server.dispatch);

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "conn_list.hpp"
 #include "kq/fd.hpp"
 #include "kq/handler.hpp"
 
@@ -43,6 +44,7 @@ public:
     void send(std::span<const char> bytes) override;
     void close() override;
     void count_requests(uint64_t n) override;
+    int fd() const noexcept { return fd_.get(); }
 
     WorkerLoop& loop_;
     UniqueFd fd_;
@@ -55,8 +57,10 @@ public:
     bool read_paused_ = false;     // backpressure: output above high water
     bool read_pending_ = false;    // input may be waiting that no new edge will announce
     bool queued_ = false;          // on the worker's resume list
-    Connection* prev_ = nullptr;   // the worker's list of open connections
-    Connection* next_ = nullptr;
+    int64_t last_active_ms_ = 0;   // last read or write progress (worker's coarse clock)
+    int64_t request_began_ms_ = 0; // when the unfinished request began (valid while on the mid-request list)
+    ListHook<Connection> lru_;     // the worker's open connections, least recently active first
+    ListHook<Connection> mid_;     // the worker's connections with a request under way, oldest first
 };
 
 }  // namespace kq

@@ -4,7 +4,9 @@
 #include <http_parser.h>
 
 #include <charconv>
+#include <cstring>
 #include <string>
+#include <utility>
 
 #include "http_response.hpp"
 #include "kq/http.hpp"
@@ -12,9 +14,24 @@
 namespace kq {
 namespace {
 
-// Bytes of a request head that http-parser's callbacks do not show: request-line spaces and version,
-// ": " and CRLF per header, the final CRLF. Added so --max-header bounds what was really sent.
-constexpr size_t kLineOverhead = 4;
+// Bytes of a request head that http-parser's callbacks do not show, added so that --max-header bounds
+// what was really sent: the method, " " and " HTTP/1.1\r\n" around the URL and the final CRLF once per
+// request; ": " and CRLF once per header line (not per callback: one field may come in many slices).
+constexpr size_t kRequestOverhead = 14;
+constexpr size_t kHeaderLineOverhead = 4;
+
+// The answers to one read are built in one buffer, and 64 KiB of pipelined "GET /bytes/1048576" asks
+// for 2 GB. Past this budget the answer being built is the last: it says close and the connection
+// ends after it (RFC 9112 9.3.2: a pipelining client retries what was left unanswered).
+constexpr size_t kOutputBudget = 4 << 20;
+
+void append_error(std::string& out, int status) {
+    http::Response r;
+    r.status = status;
+    r.keep_alive = false;
+    r.body = http::error_body(status);
+    http::append_response(out, r);
+}
 
 class HttpSession final : public Session {
 public:
@@ -24,6 +41,10 @@ public:
     }
 
     void on_data(std::span<char> bytes, Reply& reply) override;
+    // From the first byte of a request until its last (head and body): the worker's --header-timeout
+    // runs from that first byte, so a client trickling a byte a second (slowloris) is cut off.
+    bool mid_request() const override { return in_request_; }
+    void on_request_timeout(Reply& reply) override { answer_error(408, reply); }
 
 private:
     static const http_parser_settings settings_;
@@ -32,12 +53,14 @@ private:
     // Callbacks: returning non-zero stops the parser; stop_status_ then says why.
     int on_message_begin();
     int on_url(const char* at, size_t len);
-    int on_head_bytes(size_t len);
+    enum class Part { none, url, field, value };  // which piece of the head the last slice belonged to
+    int on_head(Part part, size_t len);
     int on_headers_complete();
     int on_body(size_t len);
     int on_message_complete();
     int fail(int status);
     void respond(int status);
+    void answer_error(int status, Reply& reply);
 
     const HttpOptions& opt_;
     http_parser parser_{};
@@ -45,28 +68,42 @@ private:
     std::string* out_ = nullptr;  // the current on_data call's response buffer
     size_t head_bytes_ = 0;
     uint64_t body_bytes_ = 0;
-    int stop_status_ = 0;         // 4xx to answer before closing, or -1: stop after a Connection: close
+    int stop_status_ = 0;         // 4xx to answer before closing, or -1: stop after the last answer
+    Part last_part_ = Part::none;
+    bool in_head_ = false;        // between the first byte of a request and the end of its headers
+    bool in_request_ = false;     // between the first byte of a request and the end of its body
+    bool keep_alive_ = true;      // whether the answer being built is followed by more
+    uint64_t answered_ = 0;       // requests answered during the current on_data call
 };
 
 int HttpSession::on_message_begin() {
     url_.clear();
-    head_bytes_ = kLineOverhead * 2;
+    head_bytes_ = kRequestOverhead;
     body_bytes_ = 0;
+    last_part_ = Part::none;
+    in_head_ = true;
+    in_request_ = true;
     return 0;
 }
 
 int HttpSession::on_url(const char* at, size_t len) {
-    if (on_head_bytes(len) != 0) return 1;
+    if (on_head(Part::url, len) != 0) return -1;
     url_.append(at, len);
     return 0;
 }
 
-int HttpSession::on_head_bytes(size_t len) {
+int HttpSession::on_head(Part part, size_t len) {
+    if (part != last_part_) {  // a new piece, not the next slice of the same one
+        if (part == Part::url) len += std::strlen(http_method_str(static_cast<http_method>(parser_.method)));
+        if (part == Part::field) len += kHeaderLineOverhead;
+        last_part_ = part;
+    }
     head_bytes_ += len;
     return head_bytes_ > opt_.max_header ? fail(431) : 0;
 }
 
 int HttpSession::on_headers_complete() {
+    in_head_ = false;
     // Content-Length is known here; a chunked body is counted as it arrives (on_body).
     if ((parser_.flags & F_CONTENTLENGTH) != 0 && parser_.content_length > opt_.max_body) return fail(413);
     return 0;
@@ -77,12 +114,18 @@ int HttpSession::on_body(size_t len) {
     return body_bytes_ > opt_.max_body ? fail(413) : 0;
 }
 
+// -1, not 1: from on_headers_complete, 1 would tell http-parser "no body follows" and it would go on,
+// parsing the body as the next request.
 int HttpSession::fail(int status) {
     stop_status_ = status;
-    return 1;
+    return -1;
 }
 
 int HttpSession::on_message_complete() {
+    in_request_ = false;
+    // The answer is the last after Connection: close or an Upgrade (what follows is not HTTP), and once
+    // this read's answers passed the budget.
+    keep_alive_ = http_should_keep_alive(&parser_) != 0 && parser_.upgrade == 0 && out_->size() < kOutputBudget;
     auto method = static_cast<http_method>(parser_.method);
     if (method != HTTP_GET && method != HTTP_HEAD) {
         respond(405);
@@ -93,20 +136,19 @@ int HttpSession::on_message_complete() {
     } else {
         respond(404);
     }
-    if (!http_should_keep_alive(&parser_)) return fail(-1);
-    return 0;
+    return keep_alive_ ? 0 : fail(-1);
 }
 
 void HttpSession::respond(int status) {
     http::Response r;
-    r.keep_alive = http_should_keep_alive(&parser_) != 0;
+    r.keep_alive = keep_alive_;
     r.head = parser_.method == HTTP_HEAD;
     if (status == 0) {
         std::string_view digits = std::string_view(url_).substr(7);
         size_t n = 0;
         auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-        if (ec != std::errc() || end != digits.data() + digits.size()) status = 404;
-        else if (n > opt_.max_bytes_route) status = 400;
+        if (ec == std::errc::invalid_argument || end != digits.data() + digits.size()) status = 404;
+        else if (ec == std::errc::result_out_of_range || n > opt_.max_bytes_route) status = 400;  // > size_t: too big
         else status = 200, r.use_fill = true, r.fill_bytes = n;
     }
     r.status = status;
@@ -114,6 +156,7 @@ void HttpSession::respond(int status) {
     if (status != 200) r.body = http::error_body(status);
     r.allow_header = status == 405;
     http::append_response(*out_, r);
+    ++answered_;
 }
 
 void HttpSession::on_data(std::span<char> bytes, Reply& reply) {
@@ -123,29 +166,40 @@ void HttpSession::on_data(std::span<char> bytes, Reply& reply) {
     out_ = &out;
     http_parser_execute(&parser_, &settings_, bytes.data(), bytes.size());
     bool failed = HTTP_PARSER_ERRNO(&parser_) != HPE_OK;
-    if (failed && stop_status_ == 0) stop_status_ = 400;  // malformed: the parser said why, we say 400
+    // The callbacks miss head bytes they never show (extra spaces around the URL, CRLFs between
+    // requests); http-parser's nread counts them all and is exact once execute returns, so a head still
+    // arriving is held to the limit here. A whole head within one read is bounded by the callbacks'
+    // count and, for such padding, by http-parser's own 80 KiB (HPE_HEADER_OVERFLOW, below).
+    if (!failed && in_head_ && parser_.nread > opt_.max_header) failed = true, stop_status_ = 431;
+    // Malformed: the parser said why, we say 400; past http-parser's own head bound (80 KiB), 431.
+    if (failed && stop_status_ == 0) stop_status_ = HTTP_PARSER_ERRNO(&parser_) == HPE_HEADER_OVERFLOW ? 431 : 400;
     // An Upgrade/CONNECT request was answered as plain HTTP; what follows it is not HTTP: close.
     bool stop = failed || parser_.upgrade;
     if (stop_status_ > 0) {
-        http::Response r;
-        r.status = stop_status_;
-        r.keep_alive = false;
-        r.body = http::error_body(stop_status_);
-        http::append_response(out, r);
+        append_error(out, stop_status_);
+        ++answered_;  // an error answer is an answered request too
     }
     if (!out.empty()) reply.send(std::string_view(out));
+    if (answered_ > 0) reply.count_requests(std::exchange(answered_, 0));
     if (stop) reply.close();
     if (out.capacity() > (64u << 10)) std::string().swap(out);  // do not keep a /bytes/N buffer around
+}
+
+// An error status with a closing answer, outside any on_data call (the request time-out).
+void HttpSession::answer_error(int status, Reply& reply) {
+    std::string out;
+    append_error(out, status);
+    reply.send(std::string_view(out));
+    reply.count_requests();
+    reply.close();
 }
 
 const http_parser_settings HttpSession::settings_ = [] {
     http_parser_settings s{};
     s.on_message_begin = [](http_parser* p) { return self(p).on_message_begin(); };
     s.on_url = [](http_parser* p, const char* at, size_t len) { return self(p).on_url(at, len); };
-    s.on_header_field = [](http_parser* p, const char*, size_t len) {
-        return self(p).on_head_bytes(len + kLineOverhead);
-    };
-    s.on_header_value = [](http_parser* p, const char*, size_t len) { return self(p).on_head_bytes(len); };
+    s.on_header_field = [](http_parser* p, const char*, size_t len) { return self(p).on_head(Part::field, len); };
+    s.on_header_value = [](http_parser* p, const char*, size_t len) { return self(p).on_head(Part::value, len); };
     s.on_headers_complete = [](http_parser* p) { return self(p).on_headers_complete(); };
     s.on_body = [](http_parser* p, const char*, size_t len) { return self(p).on_body(len); };
     s.on_message_complete = [](http_parser* p) { return self(p).on_message_complete(); };

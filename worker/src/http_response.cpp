@@ -2,6 +2,7 @@
 #include "http_response.hpp"
 
 #include <charconv>
+#include <cstdio>
 #include <ctime>
 
 namespace kq::http {
@@ -35,9 +36,16 @@ std::string_view date_header() {
     thread_local size_t len = 0;
     std::time_t now = std::time(nullptr);
     if (now != cached_at) {
+        // The names are spelled out: strftime's %a and %b follow the locale, which a program embedding
+        // the server may set, and the header must be English (IMF-fixdate, RFC 9110 5.6.7).
+        static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+        static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
         std::tm tm{};
         gmtime_r(&now, &tm);
-        len = std::strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        int n = std::snprintf(line, sizeof line, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", kDays[tm.tm_wday],
+                              tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        len = n > 0 ? static_cast<size_t>(n) : 0;
         cached_at = now;
     }
     return {line, len};

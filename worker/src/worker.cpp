@@ -34,6 +34,7 @@ void Worker::start() {
 }
 
 void Worker::request_stop() noexcept { loop_->request_stop(); }
+void Worker::request_drain() noexcept { loop_->request_drain(); }
 
 void Worker::join() {
     if (thread_.joinable()) thread_.join();

@@ -1,26 +1,22 @@
-// The worker's event loop: admit handed-off fds, wait for a batch, serve each event, free what closed.
+// The worker's event loop: admit handed-off fds, wait for a batch, serve each event, expire time-outs,
+// drain on a graceful stop, and free what closed.
 #include "worker_loop.hpp"
 
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
+#include <algorithm>
+#include <chrono>
 #include <spdlog/spdlog.h>
 
 #include "kq/net.hpp"
 
 namespace kq {
 
-// SIGPIPE must never kill the process: MSG_NOSIGNAL where the platform has it, ignored SIGPIPE otherwise.
-#ifdef MSG_NOSIGNAL
-constexpr int kSendFlags = MSG_NOSIGNAL;
-#else
-constexpr int kSendFlags = 0;
-#endif
-
 WorkerLoop::WorkerLoop(const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats)
     : cfg_(cfg), protocol_(protocol), stats_(stats), poller_(make_poller(cfg.backend)), mailbox_(*poller_),
-      scratch_(cfg.read_buffer), events_(static_cast<size_t>(cfg.batch)) {}
+      scratch_(cfg.read_buffer), events_(static_cast<size_t>(cfg.batch)) {
+    update_clock();
+}
 
 WorkerLoop::~WorkerLoop() { close_all(); }
 
@@ -29,18 +25,33 @@ void WorkerLoop::request_stop() noexcept {
     poller_->wake();
 }
 
+void WorkerLoop::request_drain() noexcept {
+    drain_requested_.store(true, std::memory_order_release);
+    poller_->wake();
+}
+
+void WorkerLoop::update_clock() noexcept {
+    using namespace std::chrono;
+    now_ms_ = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 void WorkerLoop::run() {
     while (!stop_.load(std::memory_order_acquire)) {
         admit_new();
+        if (!draining_ && drain_requested_.load(std::memory_order_acquire)) begin_drain();
+        if (draining_ && drained()) break;
         // Sleep only when nothing is queued for us: the mailbox and the scheduled reads both need a pass.
-        bool may_sleep = scheduled_.empty() && mailbox_.prepare_sleep();
-        int n = poller_->wait(events_, may_sleep ? -1 : 0);
+        int timeout = scheduled_.empty() ? wait_timeout_ms() : 0;
+        bool may_sleep = timeout != 0 && mailbox_.prepare_sleep();
+        int n = poller_->wait(events_, may_sleep ? timeout : 0);
         if (may_sleep) mailbox_.woke();
+        update_clock();
         stats_.waits.add();
         stats_.events.add(static_cast<uint64_t>(n));
         stats_.events_per_wait.record(static_cast<uint64_t>(n));
         for (int i = 0; i < n; ++i) handle(events_[static_cast<size_t>(i)]);
         run_scheduled();
+        expire_timeouts();
         reap();
     }
     close_all();
@@ -61,17 +72,17 @@ void WorkerLoop::admit(int raw_fd) {
     }
     auto* c = new Connection(*this, std::move(fd), protocol_.open());
     try {
-        poller_->add(c->fd_.get(), c);  // the only registration call this connection ever costs
+        poller_->add(c->fd(), c);  // the only registration call this connection ever costs
     } catch (const std::system_error& e) {
-        spdlog::warn("worker: cannot register fd {}: {}", c->fd_.get(), e.what());
+        spdlog::warn("worker: cannot register fd {}: {}", c->fd(), e.what());
         stats_.errors.add();
         delete c;
         return;
     }
-    c->next_ = open_;
-    if (open_) open_->prev_ = c;
-    open_ = c;
+    c->last_active_ms_ = now_ms_;
+    open_.push_back(*c);
     stats_.accepted.add();
+    if (draining_) close_after_flush(*c);  // handed over just before the stop: nothing to answer yet
 }
 
 void WorkerLoop::handle(const PollEvent& ev) {
@@ -90,111 +101,54 @@ void WorkerLoop::handle(const PollEvent& ev) {
     }
 }
 
-// EV_CLEAR / EPOLLET: a connection must be drained, or no new edge will come. A short read drains it
-// unless the peer also finished sending (the eof hint): then read on until read() returns 0.
-void WorkerLoop::read_input(Connection& c) {
-    if (c.peer_eof_ || c.close_after_flush_) return;
-    if (c.read_paused_) {
-        c.read_pending_ = true;
-        return;
-    }
-    c.read_pending_ = false;
-    for (size_t reads = 0; reads < cfg_.reads_per_event;) {
-        ssize_t n = ::read(c.fd_.get(), scratch_.data(), scratch_.size());
-        if (n > 0) {
-            ++reads;
-            stats_.bytes_read.add(static_cast<uint64_t>(n));
-            c.session_->on_data(std::span<char>(scratch_.data(), static_cast<size_t>(n)), c);
-            if (c.closed_ || c.close_after_flush_) return;
-            if (c.read_paused_) {
-                c.read_pending_ = true;
-                return;
-            }
-            if (static_cast<size_t>(n) < scratch_.size() && !c.eof_hint_) return;
-        } else if (n == 0) {
-            c.peer_eof_ = true;
-            c.session_->on_peer_eof(c);
-            return;
-        } else if (errno == EINTR) {
-            continue;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return;
-        } else {
-            stats_.errors.add();
-            close_now(c);
-            return;
+// The earliest deadline among: the least recently active connection's idle time-out, the oldest
+// unfinished request's time-out, the drain deadline. -1 = none (sleep until an event).
+int WorkerLoop::wait_timeout_ms() const {
+    int64_t deadline = INT64_MAX;
+    if (cfg_.idle_timeout_ms > 0 && !open_.empty())
+        deadline = std::min(deadline, open_.front()->last_active_ms_ + cfg_.idle_timeout_ms);
+    if (cfg_.request_timeout_ms > 0 && !mid_request_.empty())
+        deadline = std::min(deadline, mid_request_.front()->request_began_ms_ + cfg_.request_timeout_ms);
+    if (draining_) deadline = std::min(deadline, drain_deadline_ms_);
+    if (deadline == INT64_MAX) return -1;
+    return static_cast<int>(std::clamp<int64_t>(deadline - now_ms_ + 1, 1, 60'000));
+}
+
+// Both lists are in time order and the time-outs are uniform, so only their fronts need checking.
+void WorkerLoop::expire_timeouts() {
+    if (cfg_.idle_timeout_ms > 0) {
+        while (!open_.empty() && open_.front()->last_active_ms_ + cfg_.idle_timeout_ms <= now_ms_) {
+            stats_.idle_timeouts.add();
+            close_now(*open_.front());
         }
     }
-    // Read budget used up: let the other connections run, and come back without waiting for an edge.
-    schedule_read(c);
-}
-
-void WorkerLoop::schedule_read(Connection& c) {
-    c.read_pending_ = true;
-    if (c.queued_) return;
-    c.queued_ = true;
-    scheduled_.push_back(&c);
-}
-
-void WorkerLoop::run_scheduled() {
-    if (scheduled_.empty()) return;
-    std::vector<Connection*> now;
-    now.swap(scheduled_);
-    for (Connection* c : now) {
-        c->queued_ = false;
-        if (!c->closed_ && c->read_pending_ && !c->read_paused_) read_input(*c);
-    }
-}
-
-void WorkerLoop::send(Connection& c, std::span<const char> bytes) {
-    if (c.closed_ || c.close_after_flush_ || bytes.empty()) return;
-    if (c.out_.empty()) {
-        size_t done = 0;
-        if (!write_some(c, bytes, done)) return;
-        if (done == bytes.size()) return;
-        bytes = bytes.subspan(done);
-    }
-    c.out_.append(bytes);  // keep only the unsent tail; the WRITE edge resumes it
-    if (c.out_.size() > cfg_.high_water) c.read_paused_ = true;
-}
-
-// Writes until done or the socket is full. Returns false if the connection was closed on an error.
-// A short write means the send buffer is full (the kernel then arms the next WRITE edge), so it stops
-// there instead of paying for a write() that would only return EAGAIN.
-bool WorkerLoop::write_some(Connection& c, std::span<const char> bytes, size_t& done) {
-    while (done < bytes.size()) {
-        size_t want = bytes.size() - done;
-        ssize_t n = ::send(c.fd_.get(), bytes.data() + done, want, kSendFlags);
-        if (n > 0) {
-            done += static_cast<size_t>(n);
-            stats_.bytes_written.add(static_cast<uint64_t>(n));
-            if (static_cast<size_t>(n) < want) return true;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return true;
-        } else {
-            stats_.errors.add();  // EPIPE, ECONNRESET: this connection only
-            close_now(c);
-            return false;
+    if (cfg_.request_timeout_ms > 0) {
+        while (!mid_request_.empty() && mid_request_.front()->request_began_ms_ + cfg_.request_timeout_ms <= now_ms_) {
+            Connection& c = *mid_request_.front();
+            mid_request_.remove(c);
+            stats_.request_timeouts.add();
+            c.session_->on_request_timeout(c);
         }
     }
-    return true;
+    if (draining_ && now_ms_ >= drain_deadline_ms_) {
+        while (!open_.empty()) close_now(*open_.front());
+    }
 }
 
-void WorkerLoop::flush(Connection& c) {
-    size_t done = 0;
-    if (!write_some(c, c.out_.pending(), done)) return;
-    c.out_.consume(done);
-    if (c.out_.empty() && c.close_after_flush_) {
-        close_now(c);
-        return;
+// Graceful stop: answer what has arrived, then close each connection as soon as its output is written.
+void WorkerLoop::begin_drain() {
+    draining_ = true;
+    drain_deadline_ms_ = now_ms_ + cfg_.drain_timeout_ms;
+    std::vector<Connection*> all;
+    for (Connection* c = open_.front(); c != nullptr; c = c->lru_.next) all.push_back(c);
+    for (Connection* c : all) {
+        if (!c->closed_) read_input(*c);
+        if (!c->closed_) close_after_flush(*c);
     }
-    if (c.read_paused_ && c.out_.size() <= cfg_.low_water) {
-        c.read_paused_ = false;
-        if (c.read_pending_) schedule_read(c);
-    }
+    reap();
 }
+
+bool WorkerLoop::drained() const { return open_.empty(); }
 
 void WorkerLoop::close_after_flush(Connection& c) {
     if (c.closed_) return;
@@ -209,9 +163,8 @@ void WorkerLoop::close_now(Connection& c) {
     c.closed_ = true;
     c.fd_.reset();
     c.out_.release();
-    if (c.prev_) c.prev_->next_ = c.next_; else open_ = c.next_;
-    if (c.next_) c.next_->prev_ = c.prev_;
-    c.prev_ = c.next_ = nullptr;
+    open_.remove(c);
+    mid_request_.remove(c);
     graveyard_.push_back(&c);
     stats_.closed.add();
 }
@@ -226,7 +179,7 @@ void WorkerLoop::reap() noexcept {
 }
 
 void WorkerLoop::close_all() noexcept {
-    while (open_) close_now(*open_);
+    while (!open_.empty()) close_now(*open_.front());
     scheduled_.clear();
     reap();
     mailbox_.drain([](int fd) { ::close(fd); });

@@ -1,4 +1,5 @@
-// The worker's thread-confined state and event loop: poller, mailbox, connections, scratch buffer.
+// The worker's thread-confined state and event loop: poller, mailbox, connections, scratch buffer,
+// time-outs and graceful drain.
 #pragma once
 
 #include <atomic>
@@ -6,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "conn_list.hpp"
 #include "connection.hpp"
 #include "kq/mailbox.hpp"
 #include "kq/poller.hpp"
@@ -18,10 +20,12 @@ public:
     WorkerLoop(const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats);
     ~WorkerLoop();
 
-    // Worker thread: runs until request_stop(), then closes every connection it owns.
+    // Worker thread: runs until request_stop(), or until a drain has finished; then closes every
+    // connection it still owns.
     void run();
     // Any thread.
     void request_stop() noexcept;
+    void request_drain() noexcept;
     Mailbox& mailbox() noexcept { return mailbox_; }
     Backend backend() const noexcept { return poller_->backend(); }
 
@@ -31,17 +35,30 @@ public:
     void count_requests(uint64_t n) noexcept { stats_.requests.add(n); }
 
 private:
+    // worker_loop.cpp: the loop, admission, dispatch of events, time-outs, drain, closing.
     void admit_new();
     void admit(int fd);
     void handle(const PollEvent& ev);
+    int wait_timeout_ms() const;
+    void expire_timeouts();
+    void begin_drain();
+    bool drained() const;
+    void close_now(Connection& c);
+    void reap() noexcept;
+    void close_all() noexcept;
+    void update_clock() noexcept;
+
+    // connection_io.cpp: reading, writing, backpressure.
     void read_input(Connection& c);
+    void after_data(Connection& c);
     void flush(Connection& c);
     bool write_some(Connection& c, std::span<const char> bytes, size_t& done);
     void schedule_read(Connection& c);
     void run_scheduled();
-    void close_now(Connection& c);
-    void reap() noexcept;
-    void close_all() noexcept;
+    void touch(Connection& c) noexcept;
+
+    using OpenList = IntrusiveList<Connection, &Connection::lru_>;
+    using MidList = IntrusiveList<Connection, &Connection::mid_>;
 
     WorkerConfig cfg_;
     Protocol& protocol_;
@@ -49,11 +66,16 @@ private:
     std::unique_ptr<Poller> poller_;
     Mailbox mailbox_;
     std::atomic<bool> stop_{false};
+    std::atomic<bool> drain_requested_{false};
+    bool draining_ = false;
+    int64_t drain_deadline_ms_ = 0;
+    int64_t now_ms_ = 0;                   // coarse clock, read once per loop iteration
     std::vector<char> scratch_;
     std::vector<PollEvent> events_;
     std::vector<Connection*> scheduled_;   // connections with input no edge will announce again
     std::vector<Connection*> graveyard_;   // closed during this batch; freed after it
-    Connection* open_ = nullptr;           // head of the list of open connections
+    OpenList open_;                        // open connections, least recently active first
+    MidList mid_request_;                  // connections with a request under way, oldest first
 };
 
 }  // namespace kq

@@ -23,12 +23,15 @@ bool parse_dispatch(std::string_view text, Dispatch& out);
 std::string_view dispatch_name(Dispatch d);
 
 struct AcceptorStats {
-    Counter accepted, handoff_full, accept_errors, accept_pauses;
+    Counter accepted, handoff_full, accept_errors, accept_pauses, limit_pauses;
 };
 
 class Acceptor {
 public:
-    Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend);
+    // max_connections: at this many open connections the acceptor stops accepting (clients wait in the
+    // kernel backlog) and resumes once workers have closed some.
+    Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend,
+             size_t max_connections);
 
     void run();
     void request_stop() noexcept;
@@ -42,6 +45,7 @@ private:
     void drain_backlog();
     bool hand_off(int fd);
     size_t pick() noexcept;
+    uint64_t open_connections() const noexcept;
     void retry_pending();
     int wait_timeout_ms() const;
 
@@ -56,6 +60,8 @@ private:
     size_t next_ = 0;
     std::deque<int> pending_;   // accepted fds no worker queue had room for yet
     std::chrono::steady_clock::time_point paused_until_{};
+    size_t max_connections_;
+    bool at_limit_ = false;
 };
 
 }  // namespace kq

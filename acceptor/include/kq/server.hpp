@@ -3,6 +3,7 @@
 // Thread rules: construct, run() and the accessors on one thread; stop() from any thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -19,8 +20,12 @@ struct ServerConfig {
     ListenOptions listen;
     int workers = 0;  // 0 = number of cores
     Dispatch dispatch = Dispatch::round_robin;
+    size_t max_connections = 0;  // 0 = the fd limit (RLIMIT_NOFILE) minus a reserve for the server's own fds
     WorkerConfig worker;
 };
+
+// The default for ServerConfig::max_connections: the soft fd limit minus what the server itself holds.
+size_t default_max_connections(int workers);
 
 class Server {
 public:
@@ -28,10 +33,14 @@ public:
     Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol);
     ~Server();
 
-    // Starts the workers, runs the acceptor on the calling thread until stop(), then stops and joins
-    // the workers; every fd is closed when it returns.
+    // Starts the workers, runs the acceptor on the calling thread until stop(), then drains (or, after
+    // stop_now(), stops) and joins the workers; every fd is closed when it returns.
     void run();
+    // Graceful: stop accepting (the listening socket is closed), let the workers answer what they have
+    // received, flush and close, for at most WorkerConfig::drain_timeout_ms. Any thread.
     void stop() noexcept;
+    // Immediate: stop accepting and close every connection now (a second SIGTERM). Any thread.
+    void stop_now() noexcept;
 
     uint16_t port() const noexcept { return port_; }
     const std::string& address() const noexcept { return address_; }
@@ -48,6 +57,7 @@ private:
     std::unique_ptr<Protocol> protocol_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<Acceptor> acceptor_;
+    std::atomic<bool> immediate_{false};
     uint16_t port_ = 0;
     std::string address_;
 };

@@ -27,6 +27,9 @@ struct WorkerConfig {
     size_t reads_per_event = 16;       // then the connection yields to others and is resumed next loop
     size_t high_water = 1 << 20;       // stop reading a client whose unsent output exceeds this
     size_t low_water = 256 * 1024;     // resume reading once its output drains below this
+    int idle_timeout_ms = 60'000;      // close a connection with no traffic for this long (0 = never)
+    int request_timeout_ms = 10'000;   // a request begun but unfinished this long: on_request_timeout (0 = never)
+    int drain_timeout_ms = 10'000;     // graceful stop: connections still owing output are cut after this
 };
 
 // Events returned per wait, in power-of-two buckets: bucket i counts waits that returned at most 2^i
@@ -50,6 +53,7 @@ private:
 
 struct WorkerStats {
     Counter accepted, closed, errors, bytes_read, bytes_written, requests, events, waits, wakeups;
+    Counter idle_timeouts, request_timeouts;
     EventsPerWait events_per_wait;
 };
 
@@ -63,7 +67,11 @@ public:
     Worker& operator=(const Worker&) = delete;
 
     void start();
+    // Immediate stop: every connection is closed.
     void request_stop() noexcept;
+    // Graceful stop: the worker answers what it has received, flushes, closes each connection once its
+    // output is written, and exits when none is left or after drain_timeout_ms. Any thread.
+    void request_drain() noexcept;
     void join();
 
     int id() const noexcept { return id_; }

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Shared pieces of the comparison scripts: build, start/stop kqserver and nginx on loopback, read a
+# process tree's CPU time from /proc, and take medians. Sourced, not run.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${KQ_BUILD:-$root/build/release}
+work=$(mktemp -d /tmp/kqcompare.XXXXXX)
+trap 'stop_all; rm -rf "$work"' EXIT
+ulimit -n 20000
+
+prepare() {
+  "$root/scripts/install-deps.sh" wrk nginx-light apache2-utils procps
+  "$root/scripts/build.sh" "$build" -DCMAKE_BUILD_TYPE=Release -DKQ_TESTS=OFF -DKQ_BENCH=OFF
+}
+
+pids=()
+stop_all() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+
+# start_kqserver PORT ARGS... : prints nothing; sets kq_pid.
+start_kqserver() {
+  local port=$1; shift
+  "$build/acceptor/kqserver" --port "$port" --log-level warn "$@" > "$work/kq.out" &
+  kq_pid=$!
+  pids+=("$kq_pid")
+  until grep -q listening "$work/kq.out" 2>/dev/null; do sleep 0.05; done
+}
+
+# start_nginx PORT WORKERS BODY: `return 200` with BODY, access_log off; sets ngx_pid (the master).
+start_nginx() {
+  local port=$1 workers=$2 body=$3
+  mkdir -p "$work/ngx"
+  cat > "$work/ngx/nginx.conf" <<CONF
+worker_processes $workers;
+pid $work/ngx/nginx.pid;
+error_log $work/ngx/error.log warn;
+daemon off;
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location / { default_type text/plain; return 200 "$body"; }
+  }
+}
+CONF
+  nginx -c "$work/ngx/nginx.conf" &
+  ngx_pid=$!
+  pids+=("$ngx_pid")
+  until curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; do sleep 0.05; done
+}
+
+# cpu_ticks PID: user+system clock ticks of PID and all its children processes (nginx workers).
+cpu_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+
+# median of the numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# wrk_rps FILE / wrk_lat FILE PCT: figures from wrk --latency output, latencies in microseconds.
+wrk_rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+to_us() { awk '{v=$1; u=v; sub(/[0-9.]+/,"",u); sub(/[a-z]+$/,"",v); m=(u=="us")?1:(u=="ms")?1000:(u=="s")?1e6:1; print v*m}'; }
+wrk_lat() { awk -v p="$2%" '$1==p {print $2}' "$1" | to_us; }

@@ -1,0 +1,131 @@
+// Limits and shutdown: idle time-out, the request (slowloris) time-out, --max-connections, and the
+// graceful drain on stop. Each asserts what the healthy clients saw, not only that the server lived.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+
+#include "kq/http.hpp"
+#include "test_util.hpp"
+
+using namespace kq;
+using namespace kq::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// True if fd becomes readable within ms (used only to assert that nothing arrives in a window).
+bool readable_within(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+}
+
+// An idle connection is closed after the time-out; one that keeps talking is not.
+TEST(Limits, IdleConnectionsAreClosedActiveOnesAreNot) {
+    ServerConfig cfg;
+    cfg.workers = 1;
+    cfg.worker.idle_timeout_ms = 300;
+    RunningServer srv(cfg);
+    UniqueFd idle = connect_blocking(srv.port());
+    UniqueFd busy = connect_blocking(srv.port());
+    send_all(idle.get(), "x");
+    ASSERT_EQ(recv_exact(idle.get(), 1), "x");
+    for (int i = 0; i < 12; ++i) {  // 12 x 75 ms = 900 ms of traffic, three idle time-outs long
+        send_all(busy.get(), "y");
+        ASSERT_EQ(recv_exact(busy.get(), 1), "y") << "an active connection was closed";
+        std::this_thread::sleep_for(75ms);  // pacing of the traffic, not synchronisation
+    }
+    EXPECT_EQ(recv_until_eof(idle.get()), "");  // the idle one got EOF ...
+    EXPECT_EQ(srv.server().worker(0).stats().idle_timeouts.get(), 1u);  // ... and only it timed out
+}
+
+// Slowloris: a request head trickling in a byte at a time is cut off with 408 once the request time-out
+// (counted from its first byte) passes, while a healthy client on the same worker is served throughout.
+TEST(Limits, SlowRequestGets408AndHealthyClientIsServed) {
+    ServerConfig cfg;
+    cfg.workers = 1;
+    cfg.worker.request_timeout_ms = 400;
+    RunningServer srv(cfg, make_http_protocol());
+    UniqueFd slow = connect_blocking(srv.port());
+    UniqueFd healthy = connect_blocking(srv.port());
+    const std::string head = "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    std::string got;
+    for (size_t i = 0; i < 40 && !readable_within(slow.get(), 0); ++i) {
+        send_all(slow.get(), std::string(1, i < head.size() ? head[i] : 'a'));
+        send_all(healthy.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        char buf[4096];
+        ASSERT_GT(::recv(healthy.get(), buf, sizeof buf, 0), 0) << "healthy client not served";
+        std::this_thread::sleep_for(50ms);  // one byte every 50 ms: pacing, not synchronisation
+    }
+    got = recv_until_eof(slow.get());
+    EXPECT_TRUE(got.starts_with("HTTP/1.1 408")) << got;
+    EXPECT_EQ(srv.server().worker(0).stats().request_timeouts.get(), 1u);
+}
+
+// At --max-connections the acceptor leaves new clients in the kernel backlog: the fourth client is not
+// served while three are open, and is served as soon as one of them closes.
+TEST(Limits, MaxConnectionsQueuesNewClientsUntilOneCloses) {
+    ServerConfig cfg;
+    cfg.workers = 2;
+    cfg.max_connections = 3;
+    RunningServer srv(cfg);
+    std::vector<UniqueFd> first;
+    for (int i = 0; i < 3; ++i) {
+        first.push_back(connect_blocking(srv.port()));
+        send_all(first.back().get(), "a");
+        ASSERT_EQ(recv_exact(first.back().get(), 1), "a");
+    }
+    UniqueFd fourth = connect_blocking(srv.port());  // the kernel completes the handshake
+    send_all(fourth.get(), "b");
+    EXPECT_FALSE(readable_within(fourth.get(), 300)) << "served beyond --max-connections";
+    first[0].reset();
+    EXPECT_EQ(recv_exact(fourth.get(), 1), "b");
+    EXPECT_GE(srv.server().acceptor().stats().limit_pauses.get(), 1u);
+}
+
+// Graceful stop: a client that has sent 2 MiB and not yet read any reply still gets every byte back,
+// then EOF; after the stop the port refuses new clients, and the server's run() returns.
+TEST(Limits, GracefulStopFlushesWhatWasReceived) {
+    ServerConfig cfg;
+    cfg.workers = 2;
+    cfg.worker.high_water = 64 << 20;  // let the server take all 2 MiB in while owing the reply
+    RunningServer srv(cfg);
+    std::mt19937_64 rng(5);
+    std::string payload = random_bytes(rng, 2 << 20);
+    UniqueFd fd = connect_blocking(srv.port());
+    send_all(fd.get(), payload);
+    const auto& w0 = srv.server().worker(0).stats();
+    const auto& w1 = srv.server().worker(1).stats();
+    while (w0.bytes_read.get() + w1.bytes_read.get() < payload.size()) std::this_thread::yield();
+    std::string received;
+    uint16_t port = srv.port();
+    std::thread stopper([&] { srv.stop(); });  // returns only when the drain has finished
+    received += recv_until_eof(fd.get());
+    stopper.join();
+    EXPECT_EQ(received.size(), payload.size());
+    EXPECT_TRUE(received == payload);
+    EXPECT_THROW(connect_blocking(port), std::system_error);
+}
+
+// stop_now() cuts a drain short: a client that never reads cannot hold the server up.
+TEST(Limits, StopNowEndsADrainThatCannotFinish) {
+    ServerConfig cfg;
+    cfg.workers = 1;
+    cfg.worker.drain_timeout_ms = 60'000;
+    RunningServer srv(cfg);
+    UniqueFd stuck = connect_tcp("127.0.0.1", srv.port(), true);
+    std::string big(8 << 20, 'z');
+    size_t off = 0;
+    for (int i = 0; i < 1000; ++i) {  // fill both directions until the server stops reading us
+        ssize_t n = ::send(stuck.get(), big.data() + off, big.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        off += static_cast<size_t>(n);
+    }
+    std::thread stopper([&] { srv.stop(); });
+    srv.server().stop_now();
+    stopper.join();  // would wait 60 s without stop_now()
+    SUCCEED();
+}
+
+}  // namespace

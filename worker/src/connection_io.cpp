@@ -1,0 +1,147 @@
+// The worker's I/O on one connection: draining reads (edge-triggered), immediate writes that keep only
+// the unsent tail, backpressure, and the bookkeeping that feeds the time-outs.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "worker_loop.hpp"
+
+namespace kq {
+
+// SIGPIPE must never kill the process: MSG_NOSIGNAL where the platform has it, ignored SIGPIPE otherwise.
+#ifdef MSG_NOSIGNAL
+constexpr int kSendFlags = MSG_NOSIGNAL;
+#else
+constexpr int kSendFlags = 0;
+#endif
+
+// Any progress moves the connection to the back of the activity list: O(1), a few pointer writes.
+void WorkerLoop::touch(Connection& c) noexcept {
+    c.last_active_ms_ = now_ms_;
+    open_.move_to_back(c);
+}
+
+// EV_CLEAR / EPOLLET: a connection must be drained, or no new edge will come. A short read drains it
+// unless the peer also finished sending (the eof hint): then read on until read() returns 0.
+void WorkerLoop::read_input(Connection& c) {
+    if (c.peer_eof_ || c.close_after_flush_) return;
+    if (c.read_paused_) {
+        c.read_pending_ = true;
+        return;
+    }
+    c.read_pending_ = false;
+    for (size_t reads = 0; reads < cfg_.reads_per_event;) {
+        ssize_t n = ::read(c.fd(), scratch_.data(), scratch_.size());
+        if (n > 0) {
+            ++reads;
+            stats_.bytes_read.add(static_cast<uint64_t>(n));
+            touch(c);
+            c.session_->on_data(std::span<char>(scratch_.data(), static_cast<size_t>(n)), c);
+            if (c.closed_) return;
+            after_data(c);
+            if (c.close_after_flush_) return;
+            if (c.read_paused_) {
+                c.read_pending_ = true;
+                return;
+            }
+            if (static_cast<size_t>(n) < scratch_.size() && !c.eof_hint_) return;
+        } else if (n == 0) {
+            c.peer_eof_ = true;
+            mid_request_.remove(c);
+            c.session_->on_peer_eof(c);
+            return;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return;
+        } else {
+            stats_.errors.add();
+            close_now(c);
+            return;
+        }
+    }
+    // Read budget used up: let the other connections run, and come back without waiting for an edge.
+    schedule_read(c);
+}
+
+// A request that began stays timed from its first byte, however slowly the rest trickles in.
+void WorkerLoop::after_data(Connection& c) {
+    bool mid = c.session_->mid_request();
+    if (mid && !MidList::contains(c)) {
+        c.request_began_ms_ = now_ms_;
+        mid_request_.push_back(c);
+    } else if (!mid && MidList::contains(c)) {
+        mid_request_.remove(c);
+    }
+}
+
+void WorkerLoop::schedule_read(Connection& c) {
+    c.read_pending_ = true;
+    if (c.queued_) return;
+    c.queued_ = true;
+    scheduled_.push_back(&c);
+}
+
+void WorkerLoop::run_scheduled() {
+    if (scheduled_.empty()) return;
+    std::vector<Connection*> now;
+    now.swap(scheduled_);
+    for (Connection* c : now) {
+        c->queued_ = false;
+        if (!c->closed_ && c->read_pending_ && !c->read_paused_) read_input(*c);
+    }
+}
+
+void WorkerLoop::send(Connection& c, std::span<const char> bytes) {
+    if (c.closed_ || c.close_after_flush_ || bytes.empty()) return;
+    if (c.out_.empty()) {
+        size_t done = 0;
+        if (!write_some(c, bytes, done)) return;
+        if (done == bytes.size()) return;
+        bytes = bytes.subspan(done);
+    }
+    c.out_.append(bytes);  // keep only the unsent tail; the WRITE edge resumes it
+    if (c.out_.size() > cfg_.high_water) c.read_paused_ = true;
+}
+
+// Writes until done or the socket is full. Returns false if the connection was closed on an error.
+// A short write means the send buffer is full (the kernel then arms the next WRITE edge), so it stops
+// there instead of paying for a write() that would only return EAGAIN.
+bool WorkerLoop::write_some(Connection& c, std::span<const char> bytes, size_t& done) {
+    while (done < bytes.size()) {
+        size_t want = bytes.size() - done;
+        ssize_t n = ::send(c.fd(), bytes.data() + done, want, kSendFlags);
+        if (n > 0) {
+            done += static_cast<size_t>(n);
+            stats_.bytes_written.add(static_cast<uint64_t>(n));
+            if (static_cast<size_t>(n) < want) return true;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return true;
+        } else {
+            stats_.errors.add();  // EPIPE, ECONNRESET: this connection only
+            close_now(c);
+            return false;
+        }
+    }
+    return true;
+}
+
+void WorkerLoop::flush(Connection& c) {
+    size_t done = 0;
+    if (!write_some(c, c.out_.pending(), done)) return;
+    if (done > 0) touch(c);
+    c.out_.consume(done);
+    if (c.out_.empty() && c.close_after_flush_) {
+        close_now(c);
+        return;
+    }
+    if (c.read_paused_ && c.out_.size() <= cfg_.low_water) {
+        c.read_paused_ = false;
+        if (c.read_pending_) schedule_read(c);
+    }
+}
+
+}  // namespace kq
