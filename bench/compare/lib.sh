@@ -9,7 +9,7 @@ trap 'stop_all; rm -rf "$work"' EXIT
 ulimit -n 20000
 
 prepare() {
-  "$root/scripts/install-deps.sh" wrk nginx-light apache2-utils procps
+  "$root/scripts/install-deps.sh" wrk nginx-light apache2-utils procps strace
   "$root/scripts/build.sh" "$build" -DCMAKE_BUILD_TYPE=Release -DKQ_TESTS=OFF -DKQ_BENCH=OFF
 }
 

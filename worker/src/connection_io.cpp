@@ -39,8 +39,11 @@ void WorkerLoop::read_input(Connection& c) {
             touch(c);
             c.session_->on_data(std::span<char>(scratch_.data(), static_cast<size_t>(n)), c);
             if (c.closed_) return;
+            if (c.close_after_flush_) {  // the session is done: no request time-out can apply any more
+                mid_request_.remove(c);
+                return;
+            }
             after_data(c);
-            if (c.close_after_flush_) return;
             if (c.read_paused_) {
                 c.read_pending_ = true;
                 return;

@@ -25,7 +25,8 @@ void Worker::start() {
         try {
             loop_->run();
         } catch (const std::exception& e) {
-            // Only a poller failure gets here (epoll_wait/kevent refused): nothing this worker can serve.
+            // A poller failure (epoll_wait/kevent refused) or an exception a protocol handler let escape:
+            // the worker's connections are in an unknown state, so the process stops rather than limp on.
             spdlog::critical("worker {}: {}", id_, e.what());
             std::terminate();
         }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace kq {
@@ -24,6 +25,7 @@ public:
     // are unsent the worker stops reading this connection, but it cannot stop a session mid-call.
     virtual void send(std::span<const char> bytes) = 0;
     void send(std::string_view s) { send(std::span<const char>(s.data(), s.size())); }
+    void send(const std::string& s) { send(std::string_view(s)); }  // else ambiguous: span or string_view
     // Closes the connection once everything sent so far has been written. No on_data() or
     // on_peer_eof() call follows; the session is destroyed later on the same worker thread.
     virtual void close() = 0;

@@ -1,0 +1,59 @@
+# cmake --install: the binaries, the public headers, the static libraries and a CMake package config, so
+# that an application does find_package(kqserver) + target_link_libraries(app PRIVATE kqserver::kqserver).
+include(CMakePackageConfigHelpers)
+
+# Exported names: kqserver::common, kqserver::worker, kqserver::server, and kqserver::kqserver linking all
+# three. The same names exist as aliases in this build, so a project that adds kqserver as a subdirectory
+# writes the same target_link_libraries line as one that uses the installed package.
+add_library(kq_package INTERFACE)
+target_link_libraries(kq_package INTERFACE kq_server kq_worker kq_common)
+set_target_properties(kq_common PROPERTIES EXPORT_NAME common)
+set_target_properties(kq_worker PROPERTIES EXPORT_NAME worker)
+set_target_properties(kq_server PROPERTIES EXPORT_NAME server)
+set_target_properties(kq_package PROPERTIES EXPORT_NAME kqserver)
+add_library(kqserver::kqserver ALIAS kq_package)
+add_library(kqserver::common ALIAS kq_common)
+add_library(kqserver::worker ALIAS kq_worker)
+add_library(kqserver::server ALIAS kq_server)
+
+# The public headers are C++20: a consumer gets the standard with the target.
+target_compile_features(kq_common PUBLIC cxx_std_20)
+# Libraries instrumented by a sanitizer need its runtime in whatever links them.
+if(KQ_SANITIZE)
+  target_link_options(kq_common INTERFACE $<INSTALL_INTERFACE:-fsanitize=${KQ_SANITIZE}>)
+endif()
+
+set(KQ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/kqserver)
+install(TARGETS kq_common kq_worker kq_server kq_package EXPORT kqserverTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})  # include dirs: the targets' $<INSTALL_INTERFACE:...>
+install(DIRECTORY common/include/kq worker/include/kq acceptor/include/kq
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.hpp")
+# Installed binaries keep an RPATH to the non-system directories they link from (libkqueue under its
+# own prefix): CMake drops the build tree's RPATH at install.
+foreach(tool kqserver kqcat kqbench)
+  if(TARGET ${tool})
+    set_target_properties(${tool} PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
+    install(TARGETS ${tool} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  endif()
+endforeach()
+install(EXPORT kqserverTargets NAMESPACE kqserver:: DESTINATION ${KQ_CMAKE_DIR})
+
+# What the config must find again: the static libraries carry their private dependencies (http-parser,
+# and libkqueue when the kqueue backend was built on it) as link-only entries of their interface.
+if(LIBKQUEUE_FOUND AND NOT KQ_HAVE_NATIVE_KQUEUE)
+  set(KQ_PACKAGE_LIBKQUEUE ON)
+else()
+  set(KQ_PACKAGE_LIBKQUEUE OFF)
+endif()
+get_filename_component(KQ_HTTP_PARSER_DIR "${HTTP_PARSER_LIBRARY}" DIRECTORY)
+configure_package_config_file(cmake/kqserverConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/kqserverConfig.cmake
+  INSTALL_DESTINATION ${KQ_CMAKE_DIR})
+# 0.x: minor versions may change the API, patch versions do not.
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/kqserverConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/kqserverConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/kqserverConfigVersion.cmake
+  DESTINATION ${KQ_CMAKE_DIR})
+
+# The handler API guide and the example protocol, for users of the installed package.
+install(FILES docs/handler-api.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples REGEX "/build[^/]*$" EXCLUDE)

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs this build into a fresh prefix, builds examples/kvstore against it as a separate project
+# (find_package(kqserver), nothing from the source tree), runs the example's own tests, then starts the
+# built kvstore on port 0, does SET/GET through the installed kqcat, and stops it with SIGTERM (exit 0).
+# Usage: test_install.sh BUILD_DIR EXAMPLE_DIR CMAKE CTEST GENERATOR CXX_COMPILER
+set -euo pipefail
+build=$1 example=$2 cmake=$3 ctest=$4 generator=$5 cxx=$6
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kq-install-test.XXXXXX")
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then kill -KILL "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+prefix=$work/prefix
+step() { echo "== $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+step "cmake --install $build --prefix $prefix"
+timeout 120 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail "install"; }
+for f in bin/kqserver bin/kqcat include/kq/handler.hpp include/kq/server.hpp include/kq/net.hpp \
+         lib/libkq_common.a lib/libkq_worker.a lib/libkq_server.a \
+         lib/cmake/kqserver/kqserverConfig.cmake lib/cmake/kqserver/kqserverConfigVersion.cmake \
+         lib/cmake/kqserver/kqserverTargets.cmake; do
+    [[ -e $prefix/$f ]] || fail "not installed: $f"
+done
+if grep -q "$(cd "$example/../.." && pwd)" "$prefix"/lib/cmake/kqserver/*.cmake; then
+    fail "the installed package config refers to the source tree"
+fi
+timeout 10 "$prefix/bin/kqserver" --help >/dev/null || fail "installed kqserver --help"
+
+step "configure and build the example against $prefix"
+timeout 300 "$cmake" -S "$example" -B "$work/build" -G "$generator" -DCMAKE_CXX_COMPILER="$cxx" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DKVSTORE_TESTS=ON >"$work/configure.log" 2>&1 \
+    || { cat "$work/configure.log"; fail "configure the example"; }
+found=$(sed -n 's/^kqserver_DIR:PATH=//p' "$work/build/CMakeCache.txt")
+[[ $found == "$prefix/lib/cmake/kqserver" ]] || fail "find_package(kqserver) found '$found', not the new install"
+timeout 600 "$cmake" --build "$work/build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; fail "build the example"; }
+
+step "the example's own tests"
+timeout 120 "$ctest" --test-dir "$work/build" --output-on-failure --no-tests=error || fail "example tests"
+
+step "run kvstore, SET and GET through the installed kqcat, SIGTERM"
+mkfifo "$work/out"
+"$work/build/kvstore" --port 0 --workers 2 >"$work/out" 2>"$work/server.log" &
+server_pid=$!
+exec 3<"$work/out"
+read -r -t 10 word address <&3 || fail "no listening line from kvstore"
+[[ $word == listening ]] || fail "unexpected first line: $word $address"
+port=${address##*:}
+replies=$(printf 'SET greeting hello world\nGET greeting\nDEL greeting\nGET greeting\n' \
+    | timeout 10 "$prefix/bin/kqcat" --timeout 5 127.0.0.1 "$port") || fail "kqcat exited with $?"
+expected=$'OK\nVALUE hello world\nDELETED\nNOT_FOUND'
+[[ $replies == "$expected" ]] || fail "replies were: $replies"
+
+kill -TERM "$server_pid"
+status=0
+timeout 10 tail --pid="$server_pid" -f /dev/null || fail "kvstore did not exit within 10 s of SIGTERM"
+wait "$server_pid" || status=$?
+server_pid=
+[[ $status -eq 0 ]] || { cat "$work/server.log"; fail "kvstore exited with status $status"; }
+echo "ok: installed to $prefix, example built, served and stopped cleanly"
