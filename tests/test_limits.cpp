@@ -25,16 +25,16 @@ bool readable_within(int fd, int ms) {
 TEST(Limits, IdleConnectionsAreClosedActiveOnesAreNot) {
     ServerConfig cfg;
     cfg.workers = 1;
-    cfg.worker.idle_timeout_ms = 300;
+    cfg.worker.idle_timeout_ms = 1500;  // long beside the 100 ms pacing, so a loaded machine cannot flake it
     RunningServer srv(cfg);
     UniqueFd idle = connect_blocking(srv.port());
     UniqueFd busy = connect_blocking(srv.port());
     send_all(idle.get(), "x");
     ASSERT_EQ(recv_exact(idle.get(), 1), "x");
-    for (int i = 0; i < 12; ++i) {  // 12 x 75 ms = 900 ms of traffic, three idle time-outs long
+    for (int i = 0; i < 25; ++i) {  // 25 x 100 ms = 2.5 s of traffic, longer than the idle time-out
         send_all(busy.get(), "y");
         ASSERT_EQ(recv_exact(busy.get(), 1), "y") << "an active connection was closed";
-        std::this_thread::sleep_for(75ms);  // pacing of the traffic, not synchronisation
+        std::this_thread::sleep_for(100ms);  // pacing of the traffic, not synchronisation
     }
     EXPECT_EQ(recv_until_eof(idle.get()), "");  // the idle one got EOF ...
     EXPECT_EQ(srv.server().worker(0).stats().idle_timeouts.get(), 1u);  // ... and only it timed out
