@@ -396,10 +396,6 @@ TEST_P(HttpTest, UpgradeRequestIsAnsweredThenClosed) {
     EXPECT_TRUE(c.closed_by_server());
 }
 
-std::string backend_label(const ::testing::TestParamInfo<Backend>& info) {
-    return std::string(backend_name(info.param));
-}
-
 INSTANTIATE_TEST_SUITE_P(Backends, HttpTest, ::testing::ValuesIn(built_backends()), backend_label);
 
 }  // namespace

@@ -12,15 +12,7 @@ using namespace kq::test;
 
 namespace {
 
-class SeedBugs : public ::testing::TestWithParam<Backend> {
-protected:
-    ServerConfig config(int workers) {
-        ServerConfig cfg;
-        cfg.workers = workers;
-        cfg.worker.backend = GetParam();
-        return cfg;
-    }
-};
+using SeedBugs = BackendTest;
 
 // Seed 000 tests `event.flags & EVFILT_READ`: a filter is not a flag (EVFILT_READ is -1, so the test is
 // always true). Here the backend translates filters; an idle connected socket must be reported
@@ -102,10 +94,6 @@ TEST_P(SeedBugs, PartialWritesKeepTheTail) {
     ASSERT_TRUE(drive_echo(streams, 60'000));
     EXPECT_EQ(s.received.size(), p.size());
     EXPECT_TRUE(s.received == p);
-}
-
-std::string backend_label(const ::testing::TestParamInfo<Backend>& info) {
-    return std::string(backend_name(info.param));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SeedBugs, ::testing::ValuesIn(built_backends()), backend_label);

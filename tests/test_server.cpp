@@ -12,15 +12,7 @@ using namespace kq::test;
 
 namespace {
 
-class ServerTest : public ::testing::TestWithParam<Backend> {
-protected:
-    ServerConfig config(int workers) {
-        ServerConfig cfg;
-        cfg.workers = workers;
-        cfg.worker.backend = GetParam();
-        return cfg;
-    }
-};
+using ServerTest = BackendTest;
 
 // 200 connections at once, each sending 1..4 random payloads of 1 B to 256 KiB; a third of them
 // pipeline every payload without waiting. Every byte that comes back is compared with what was sent.
@@ -137,10 +129,6 @@ TEST_P(ServerTest, ClientResetMidStreamAffectsNoOtherConnection) {
     UniqueFd fd = connect_blocking(srv.port());
     send_all(fd.get(), "still here");
     EXPECT_EQ(recv_exact(fd.get(), 10), "still here");
-}
-
-std::string backend_label(const ::testing::TestParamInfo<Backend>& info) {
-    return std::string(backend_name(info.param));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::ValuesIn(built_backends()), backend_label);

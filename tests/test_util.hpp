@@ -2,6 +2,7 @@
 // echo driver that checks every byte.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -48,6 +49,22 @@ private:
     std::unique_ptr<Server> server_;
     std::thread thread_;
 };
+
+// Fixture of the suites that run once per built backend: config() gives a server config on that backend.
+class BackendTest : public ::testing::TestWithParam<Backend> {
+protected:
+    ServerConfig config(int workers) const {
+        ServerConfig cfg;
+        cfg.workers = workers;
+        cfg.worker.backend = GetParam();
+        return cfg;
+    }
+};
+
+// Names parameterised tests after the backend ("…/epoll", "…/kqueue").
+inline std::string backend_label(const ::testing::TestParamInfo<Backend>& info) {
+    return std::string(backend_name(info.param));
+}
 
 inline UniqueFd connect_blocking(uint16_t port) { return connect_tcp("127.0.0.1", port, false); }
 
