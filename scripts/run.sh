@@ -2,6 +2,6 @@
 # Installs what is missing, builds a release kqserver and starts it (extra arguments go to kqserver).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" "$root/build/release" -DCMAKE_BUILD_TYPE=Release -DKQ_TESTS=OFF -DKQ_BENCH=OFF
+"$root/scripts/install-deps.sh" >&2
+"$root/scripts/build.sh" "$root/build/release" -DCMAKE_BUILD_TYPE=Release -DKQ_TESTS=OFF -DKQ_BENCH=OFF >&2  # stdout is kqserver's
 exec "$root/build/release/acceptor/kqserver" "$@"
