@@ -37,9 +37,9 @@ inline std::string request(std::string_view method, std::string_view path, std::
 }
 
 // A blocking connection with a 10 s receive time-out: a missing response fails the test, never hangs it.
-class Client {
+class Client : BufferedConn {
 public:
-    explicit Client(uint16_t port) : fd_(connect_blocking(port)) {
+    explicit Client(uint16_t port) : BufferedConn(port) {
         timeval tv{10, 0};
         ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         set_nodelay(fd_.get(), true);  // each send() leaves as its own segment (the split-request tests)
@@ -59,16 +59,6 @@ public:
         return n == 0 || (n < 0 && errno == ECONNRESET);
     }
 
-private:
-    bool fill() {
-        char tmp[65536];
-        ssize_t n = ::recv(fd_.get(), tmp, sizeof tmp, 0);
-        if (n <= 0) return false;
-        buf_.append(tmp, static_cast<size_t>(n));
-        return true;
-    }
-    UniqueFd fd_;
-    std::string buf_;
 };
 
 inline Response garbled() {

@@ -79,6 +79,22 @@ inline void send_all(int fd, const void* data, size_t len) {
 }
 inline void send_all(int fd, const std::string& s) { send_all(fd, s.data(), s.size()); }
 
+// A client socket to 127.0.0.1:port with a receive buffer, for test clients that parse replies:
+// fill() appends what one recv() returns, false at EOF or error.
+class BufferedConn {
+protected:
+    explicit BufferedConn(uint16_t port) : fd_(connect_blocking(port)) {}
+    bool fill() {
+        char tmp[65536];
+        ssize_t n = ::recv(fd_.get(), tmp, sizeof tmp, 0);
+        if (n <= 0) return false;
+        buf_.append(tmp, static_cast<size_t>(n));
+        return true;
+    }
+    UniqueFd fd_;
+    std::string buf_;
+};
+
 // Reads exactly n bytes (or fewer if the peer closes first).
 inline std::string recv_exact(int fd, size_t n) {
     std::string out(n, '\0');
