@@ -13,20 +13,29 @@ url=http://127.0.0.1:18080/
 
 kb_rps() { awk '/ req\/s/ {for (i = 1; i <= NF; i++) if ($i == "req/s") {print $(i-1); exit}}' "$1"; }
 kb_lat() { awk -v p="$2" '/latency/ {for (i = 1; i <= NF; i++) if ($i == p) {print $(i+1); exit}}' "$1" | to_us; }
+wrk_mean() { awk '$1 == "Latency" && $2 ~ /^[0-9]/ {print $2}' "$1" | to_us; }
+# In a closed loop each connection's cycle is its latency plus the time the generator holds the reply
+# before sending the next request, which neither tool counts: connections / (req/s) - mean latency.
+gap_us() { awk -v c=10 -v x="$1" -v m="$2" 'BEGIN {printf "%.0f", c / x * 1e6 - m}'; }
+# lat_row FILE: "p50 p99 req/s client-gap" of a -t1 -c10 run
+wrk_row() { local x m; x=$(wrk_rps "$1"); m=$(wrk_mean "$1"); echo "$(wrk_lat "$1" 50) $(wrk_lat "$1" 99) $x $(gap_us "$x" "$m")"; }
+kb_row() { local x m; x=$(kb_rps "$1"); m=$(kb_lat "$1" mean); echo "$(kb_lat "$1" p50) $(kb_lat "$1" p99) $x $(gap_us "$x" "$m")"; }
+col() { awk -v k="$2" '{print $k}' "$1" | median; }
 
 for ((r = 1; r <= rounds; r++)); do
   wrk -t2 -c100 -d"$duration" "$url" > "$work/wrk.thr.$r"; wrk_rps "$work/wrk.thr.$r" >> "$work/wrk.thr"
   "$kqbench" -t2 -c100 -d"$duration" "$url" > "$work/kb.thr.$r"; kb_rps "$work/kb.thr.$r" >> "$work/kb.thr"
-  wrk --latency -t1 -c10 -d"$duration" "$url" > "$work/wrk.lat.$r"
-  echo "$(wrk_lat "$work/wrk.lat.$r" 50) $(wrk_lat "$work/wrk.lat.$r" 99)" >> "$work/wrk.lat"
-  "$kqbench" -t1 -c10 -d"$duration" "$url" > "$work/kb.lat.$r"
-  echo "$(kb_lat "$work/kb.lat.$r" p50) $(kb_lat "$work/kb.lat.$r" p99)" >> "$work/kb.lat"
+  wrk --latency -t1 -c10 -d"$duration" "$url" > "$work/wrk.lat.$r"; wrk_row "$work/wrk.lat.$r" >> "$work/wrk.lat"
+  "$kqbench" -t1 -c10 -d"$duration" "$url" > "$work/kb.lat.$r"; kb_row "$work/kb.lat.$r" >> "$work/kb.lat"
 done
 wrk_thr=$(median < "$work/wrk.thr"); kb_thr=$(median < "$work/kb.thr")
-echo "## nginx, -t2 -c100, closed loop, median of $rounds"
-printf '| tool | req/s | p50 µs (-t1 -c10) | p99 µs (-t1 -c10) |\n|---|---|---|---|\n'
-printf '| wrk | %.0f | %s | %s |\n' "$wrk_thr" "$(awk '{print $1}' "$work/wrk.lat" | median)" "$(awk '{print $2}' "$work/wrk.lat" | median)"
-printf '| kqbench | %.0f | %s | %s |\n' "$kb_thr" "$(awk '{print $1}' "$work/kb.lat" | median)" "$(awk '{print $2}' "$work/kb.lat" | median)"
+echo "## nginx, closed loop, median of $rounds: req/s at -t2 -c100; latency at -t1 -c10"
+printf '| tool | req/s | p50 µs | p99 µs | req/s at -c10 | client gap µs at -c10 |\n|---|---|---|---|---|---|\n'
+for t in wrk kb; do
+  name=$([ $t = wrk ] && echo wrk || echo kqbench); thr=$([ $t = wrk ] && echo "$wrk_thr" || echo "$kb_thr")
+  printf '| %s | %.0f | %s | %s | %.0f | %s |\n' "$name" "$thr" "$(col "$work/$t.lat" 1)" "$(col "$work/$t.lat" 2)" \
+    "$(col "$work/$t.lat" 3)" "$(col "$work/$t.lat" 4)"
+done
 awk -v a="$kb_thr" -v b="$wrk_thr" 'BEGIN {printf "kqbench/wrk req/s: %.3f\n", a/b}'
 
 rate=$(awk -v m="$kb_thr" 'BEGIN {printf "%d", m / 2}')

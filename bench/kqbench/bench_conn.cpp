@@ -95,7 +95,8 @@ void BenchThread::on_event(Conn& c, const PollEvent& ev) {
 }
 
 // Reads until EAGAIN, or until a short read when the event reported no EOF (then the socket is drained:
-// nginx's EPOLLRDHUP shortcut), feeding every byte to the codec; then tops the pipeline up again.
+// nginx's EPOLLRDHUP shortcut), feeding every byte to the codec; the pipeline is topped up again once
+// the whole batch of events has been read (fill_ready).
 void BenchThread::read_all(Conn& c, bool eof_hint) {
     for (;;) {
         ssize_t n = ::recv(c.fd.get(), buf_.data(), buf_.size(), 0);
@@ -121,7 +122,7 @@ void BenchThread::read_all(Conn& c, bool eof_hint) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         return fail_conn(c, ErrorKind::reset, now);
     }
-    fill(c, now_ns());
+    to_ready(c);
 }
 
 // The server closed. A reply framed by the close finishes here; requests still outstanding are lost.
@@ -141,7 +142,7 @@ void BenchThread::complete(Conn& c, Outcome o, int64_t now) {
     --inflight_;
     uint64_t us = to_us(now - f.intended_ns);
     if (o.ok()) {  // the progress line shows the warm-up too
-        interval_.record(us);
+        if (shared_.progress) interval_.record(us);
         ok_progress_.add();
     }
     if (f.measured) {
@@ -188,6 +189,23 @@ void BenchThread::fill(Conn& c, int64_t now) {
         }
     }
     flush(c, now);
+}
+
+void BenchThread::to_ready(Conn& c) {
+    if (c.in_ready_list) return;
+    c.in_ready_list = true;
+    ready_.push_back(&c);
+}
+
+// Replies are all read before any request leaves, as wrk does: the server is handed the batch's
+// requests back to back rather than one between each of our reads, and each request's clock starts
+// just before its own send, so the time spent reading the others is not counted in its latency.
+void BenchThread::fill_ready() {
+    for (Conn* c : ready_) {
+        c->in_ready_list = false;
+        fill(*c, now_ns());
+    }
+    ready_.clear();
 }
 
 void BenchThread::send_one(Conn& c, int64_t intended, int64_t start) {

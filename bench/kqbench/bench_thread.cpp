@@ -253,6 +253,7 @@ void BenchThread::wait_events(int64_t now, int64_t deadline, std::vector<PollEve
         }
         on_event(*static_cast<Conn*>(ev.udata), ev);
     }
+    fill_ready();
 }
 
 }  // namespace kq::bench

@@ -42,6 +42,7 @@ struct RunShared {
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
     std::shared_ptr<const Payloads> payloads;
+    bool progress = false;      // someone reads take_interval() (the live progress line); set before start()
     int64_t t0 = 0;             // now_ns() when the run starts (connects begin)
     int64_t ramp_end = 0;       // every connection's first attempt has started (--connect-rate)
     int64_t measure_start = 0;  // after the connect ramp and the warm-up
@@ -83,6 +84,7 @@ struct Conn {
     bool first_attempt = true;
     bool ever_open = false;
     bool in_idle_list = false;
+    bool in_ready_list = false;
 };
 
 struct ThreadPlan {
@@ -133,6 +135,8 @@ private:
     void on_eof(Conn& c, int64_t now);
     void complete(Conn& c, Outcome o, int64_t now);
     void fill(Conn& c, int64_t now);
+    void to_ready(Conn& c);
+    void fill_ready();
     void send_one(Conn& c, int64_t intended, int64_t now);
     void flush(Conn& c, int64_t now);
     void fail_conn(Conn& c, ErrorKind kind, int64_t now);
@@ -153,6 +157,7 @@ private:
     std::vector<Conn*> idle_;      // idle connections, each waiting to (re)connect
     std::vector<Conn*> idle_scratch_;
     std::vector<Conn*> touched_;   // open loop: connections given a slot in this pass
+    std::vector<Conn*> ready_;     // read from in this batch of events: their next requests leave after it
     std::vector<Outcome> done_;   // scratch for Codec::feed
     std::vector<char> buf_;       // scratch for reads
     std::thread thread_;

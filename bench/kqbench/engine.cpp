@@ -189,6 +189,7 @@ RunResult run_bench(const Config& cfg_in, const RunHooks& hooks) {
     cfg.threads = std::clamp(cfg.threads, 1, std::max(cfg.connections, 1));
     ensure_fd_limit(cfg);
     RunShared shared(cfg);
+    shared.progress = static_cast<bool>(hooks.on_progress);
     resolve(shared);
     if (cfg.protocol == ProtocolKind::echo || cfg.protocol == ProtocolKind::upper) shared.payloads = make_payloads(cfg);
     Threads threads;

@@ -2,6 +2,8 @@
 // chunked transfer coding or the connection's close, parsed incrementally across reads.
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "kqbench/codec.hpp"
@@ -11,15 +13,49 @@ namespace {
 
 constexpr size_t kMaxHead = 64 * 1024;  // a longer status line + headers is taken as a broken server
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return (x | 0x20) == (y | 0x20);
-           });
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+
+// 0x20 in each byte of w (ASCII) that is a lowercase letter: adding 0x80 - 'a' sets a byte's top bit from
+// 'a' up, adding 0x80 - 'z' - 1 from past 'z'; no byte carries into the next below 0x80.
+constexpr uint64_t letter_bits(uint64_t w) {
+    return ((w + kOnes * (0x80 - 'a')) & ~(w + kOnes * (0x80 - 'z' - 1)) & kOnes * 0x80) >> 2;
 }
 
-bool icontains(std::string_view hay, std::string_view needle) {
-    for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-        if (iequals(hay.substr(i, needle.size()), needle)) return true;
+// One word of a against one of lower: bit 0x20 is folded in only where lower has a letter (so that
+// '\r' | 0x20 never passes for '-').
+bool iequals_at(const char* a, const char* lower) {
+    uint64_t x, y;
+    std::memcpy(&x, a, 8);
+    std::memcpy(&y, lower, 8);
+    return (x | letter_bits(y)) == y;
+}
+
+// a equals lower, a lowercase ASCII literal, ignoring case; eight bytes at a time, the last word
+// overlapping the one before it rather than a byte loop.
+bool iequals(std::string_view a, std::string_view lower) {
+    const size_t n = a.size();
+    if (n != lower.size()) return false;
+    if (n < 8) {
+        for (size_t i = 0; i < n; ++i) {
+            const auto x = static_cast<uint64_t>(static_cast<unsigned char>(a[i]));
+            const auto y = static_cast<uint64_t>(static_cast<unsigned char>(lower[i]));
+            if ((x | letter_bits(y)) != y) return false;
+        }
+        return true;
+    }
+    for (size_t i = 0; i + 8 < n; i += 8) {
+        if (!iequals_at(a.data() + i, lower.data() + i)) return false;
+    }
+    return iequals_at(a.data() + n - 8, lower.data() + n - 8);
+}
+
+bool istarts_with(std::string_view a, std::string_view lower) {
+    return a.size() >= lower.size() && iequals(a.substr(0, lower.size()), lower);
+}
+
+bool icontains(std::string_view hay, std::string_view lower) {
+    for (size_t i = 0; i + lower.size() <= hay.size(); ++i) {
+        if (iequals(hay.substr(i, lower.size()), lower)) return true;
     }
     return false;
 }
@@ -33,39 +69,41 @@ std::string_view trim(std::string_view s) {
 // What a response head says about the body that follows it.
 struct Head {
     int status = 0;
+    bool http10 = false;
+    bool keep_alive = false;  // "Connection: keep-alive" (matters for HTTP/1.0 only)
     bool chunked = false;
     bool has_length = false;
     bool close = false;  // "Connection: close", or HTTP/1.0 without keep-alive
     uint64_t length = 0;
 };
 
-// Parses "HTTP/1.x SSS reason\r\nName: value\r\n...\r\n" (without the final empty line); false if malformed.
-bool parse_head(std::string_view text, Head& h) {
-    size_t eol = text.find("\r\n");
-    std::string_view line = text.substr(0, eol);
+// "HTTP/1.x SSS reason" (without its line end); false if malformed.
+bool parse_status_line(std::string_view line, Head& h) {
     if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || line[8] != ' ') return false;
     auto [p, ec] = std::from_chars(line.data() + 9, line.data() + 12, h.status);
     if (ec != std::errc() || p != line.data() + 12 || h.status < 100) return false;
-    bool http10 = line[7] == '0', keep_alive = false;
-    while (eol != std::string_view::npos) {
-        text.remove_prefix(eol + 2);
-        eol = text.find("\r\n");
-        line = text.substr(0, eol);
-        size_t colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        std::string_view name = line.substr(0, colon), value = trim(line.substr(colon + 1));
-        if (iequals(name, "transfer-encoding") && icontains(value, "chunked")) h.chunked = true;
-        if (iequals(name, "content-length")) {
-            auto [q, err] = std::from_chars(value.data(), value.data() + value.size(), h.length);
-            if (err != std::errc() || q != value.data() + value.size()) return false;
-            h.has_length = true;
-        }
-        if (iequals(name, "connection")) {
-            h.close = h.close || icontains(value, "close");
-            keep_alive = keep_alive || icontains(value, "keep-alive");
-        }
+    h.http10 = line[7] == '0';
+    return true;
+}
+
+// One "Name: value" line (without its line end); false if malformed. Only the three fields that frame the
+// body are read; the first letter rules the others out (Date, Server) at the cost of one comparison.
+bool parse_field(std::string_view line, Head& h) {
+    const char first = line.empty() ? '\0' : static_cast<char>(line[0] | 0x20);
+    if (first == 'c' && istarts_with(line, "content-length:")) {
+        std::string_view value = trim(line.substr(15));
+        auto [q, err] = std::from_chars(value.data(), value.data() + value.size(), h.length);
+        if (err != std::errc() || q != value.data() + value.size()) return false;
+        h.has_length = true;
+    } else if (first == 'c' && istarts_with(line, "connection:")) {
+        // One token is the common case; a list ("keep-alive, Upgrade") is searched.
+        std::string_view value = trim(line.substr(11));
+        const bool one = value.find(',') == std::string_view::npos;
+        h.close = h.close || (one ? iequals(value, "close") : icontains(value, "close"));
+        h.keep_alive = h.keep_alive || (one ? iequals(value, "keep-alive") : icontains(value, "keep-alive"));
+    } else if (first == 't' && istarts_with(line, "transfer-encoding:")) {
+        h.chunked = h.chunked || icontains(line.substr(18), "chunked");
     }
-    h.close = h.close || (http10 && !keep_alive);
     return true;
 }
 
@@ -110,7 +148,8 @@ public:
         closing_ = false;
         pending_ = 0;
         state_ = State::head;
-        head_.clear();
+        head_ = Head{};
+        head_bytes_ = 0;
         line_.clear();
     }
 
@@ -150,24 +189,52 @@ private:
         return s.size();
     }
 
+    // The next line of s, up to its '\n' (which is dropped, with a '\r' before it): read in place when
+    // it is whole, else gathered in line_ across reads (the caller clears line_ once it used the line).
+    size_t next_line(std::string_view s, std::string_view& line, bool& complete, Fatal& r) {
+        const void* nl = std::memchr(s.data(), '\n', s.size());
+        complete = nl != nullptr;
+        const size_t used = complete ? static_cast<size_t>(static_cast<const char*>(nl) - s.data()) + 1 : s.size();
+        if (line_.empty() && complete) {
+            line = s.substr(0, used - 1);
+        } else {
+            line_.append(s.substr(0, used));
+            if (line_.size() > kMaxHead) r = Fatal::parse, complete = false;
+            line = std::string_view(line_).substr(0, line_.size() - (complete ? 1 : 0));
+        }
+        if (complete && !line.empty() && line.back() == '\r') line.remove_suffix(1);
+        return used;
+    }
+
+    // The head is parsed a line at a time as it arrives, so a reply's bytes are scanned once, not copied.
+    // Returns at the head's end: what follows is a body or, for the feed loop to check, the next reply.
     size_t take_head(std::string_view s, std::vector<Outcome>& done, Fatal& r) {
-        size_t old = head_.size();
-        head_.append(s.substr(0, std::min(s.size(), kMaxHead)));
-        size_t end = head_.find("\r\n\r\n", old >= 3 ? old - 3 : 0);
-        if (end == std::string::npos) {
-            if (head_.size() >= kMaxHead) r = Fatal::parse;
-            return s.size();
+        size_t used = 0;
+        while (used < s.size()) {
+            std::string_view line;
+            bool complete = false;
+            const size_t n = next_line(s.substr(used), line, complete, r);
+            used += n;
+            head_bytes_ += n;
+            if (head_bytes_ > kMaxHead) r = Fatal::parse;
+            if (!complete || r != Fatal::none) break;
+            const bool end = head_.status != 0 && line.empty();
+            const bool ok = head_.status == 0 ? parse_status_line(line, head_) : end || parse_field(line, head_);
+            line_.clear();
+            if (!ok) r = Fatal::parse;
+            if (end) end_head(done);
+            if (end || !ok) break;
         }
-        size_t used = end + 4 - old;
-        Head h;
-        if (!parse_head(std::string_view(head_).substr(0, end + 2), h)) {
-            r = Fatal::parse;
-            return used;
-        }
-        head_.clear();
+        return used;
+    }
+
+    void end_head(std::vector<Outcome>& done) {
+        const Head h = head_;
+        head_ = Head{};
+        head_bytes_ = 0;
         last_status_ = h.status;
-        if (h.status < 200) return used;  // 100 Continue and friends: the real response follows
-        closing_ = closing_ || h.close;
+        if (h.status < 200) return;  // 100 Continue and friends: the real response follows
+        closing_ = closing_ || h.close || (h.http10 && !h.keep_alive);
         if (h.status == 204 || h.status == 304 || (h.has_length && h.length == 0 && !h.chunked)) {
             finish(done, h.status);
         } else if (h.chunked) {
@@ -177,17 +244,15 @@ private:
         } else {
             state_ = State::until_close;
         }
-        return used;
     }
 
-    // A chunk-size line or a trailer line, buffered until its CRLF.
+    // A chunk-size line or a trailer line.
     size_t take_line(std::string_view s, std::vector<Outcome>& done, Fatal& r) {
-        size_t eol = s.find('\n');
-        size_t used = eol == std::string_view::npos ? s.size() : eol + 1;
-        line_.append(s.substr(0, used));
-        if (line_.size() > kMaxHead) r = Fatal::parse;
-        if (eol == std::string_view::npos) return used;
-        std::string_view line = trim(std::string_view(line_).substr(0, line_.size() - 1));
+        std::string_view line;
+        bool complete = false;
+        const size_t used = next_line(s, line, complete, r);
+        if (!complete) return used;
+        line = trim(line);
         if (state_ == State::trailer) {
             if (line.empty()) finish(done, last_status_);
         } else {
@@ -211,7 +276,9 @@ private:
     std::string request_;
     uint64_t pending_ = 0;  // requests whose response has not finished
     State state_ = State::head;
-    std::string head_, line_;
+    Head head_;              // the head being parsed
+    size_t head_bytes_ = 0;  // its bytes so far
+    std::string line_;       // a line split across reads
     uint64_t remaining_ = 0;
     int last_status_ = 0;
     bool closing_ = false;
