@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and runs every test three ways: a warnings-as-errors build,
-# the whole suite under ASan+UBSan, and the concurrency tests under TSan.
+# the whole suite under ASan+UBSan, and the concurrency tests under TSan; then 60 s of each fuzz target.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -23,3 +23,6 @@ echo "== TSan: concurrency tests"
 # run without ASLR (setarch -R), which is what TSan's own runtime does when it can re-exec.
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   setarch "$(uname -m)" -R ctest --test-dir "$root/build/tsan" --output-on-failure -j "$jobs" -L concurrency --no-tests=error
+
+echo "== libFuzzer: each target 60 s over its seed corpus (ASan+UBSan, clang)"
+"$root/scripts/fuzz.sh" 60

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (clang, ASan+UBSan, build/fuzz) and runs each for SECONDS over a scratch
+# copy of its seed corpus: scripts/fuzz.sh [SECONDS] [TARGET...]. Exits non-zero if a target crashed;
+# the crashing input is kept in build/fuzz/artifacts. CI runs it for 60 s (scripts/test.sh).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+seconds=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_http fuzz_connection)
+build=${KQ_FUZZ_BUILD:-$root/build/fuzz}  # KQ_FUZZ_BUILD: another build dir
+
+# clang-14 because libclang-rt-14-dev (install-deps.sh) holds the libFuzzer runtime of that version.
+"$root/scripts/build.sh" "$build" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DKQ_FUZZ=ON -DKQ_WERROR=ON -DKQ_TESTS=OFF -DKQ_BENCH=OFF
+mkdir -p "$build/artifacts"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+status=0
+for target in "${targets[@]}"; do
+  name=${target#fuzz_}
+  corpus="$scratch/$name"
+  cp -r "$root/fuzz/corpus/$name" "$corpus"  # libFuzzer adds what it finds: never into the repo
+  args=(-max_total_time="$seconds" -timeout=30 -print_final_stats=1 -artifact_prefix="$build/artifacts/$target-")
+  case $target in
+    fuzz_http) args+=(-dict="$root/fuzz/http.dict") ;;
+    fuzz_connection) args+=(-max_len=128) ;;  # 64 actions of 2 bytes; longer inputs add nothing
+  esac
+  log="$build/$target.log"
+  if "$build/fuzz/$target" "${args[@]}" "$corpus" >"$log" 2>&1; then
+    echo "$target: $(grep -E '^Done [0-9]+ runs' "$log") (corpus $(ls "$corpus" | wc -l) inputs)"
+  else
+    echo "$target: CRASHED; input in $build/artifacts, log $log:" >&2
+    grep -v -E '^#[0-9]+|^\s*"|Uses: ' "$log" | tail -60 >&2
+    status=1
+  fi
+done
+exit $status
