@@ -173,8 +173,10 @@ void HttpSession::on_data(std::span<char> bytes, Reply& reply) {
     if (!failed && in_head_ && parser_.nread > opt_.max_header) failed = true, stop_status_ = 431;
     // Malformed: the parser said why, we say 400; past http-parser's own head bound (80 KiB), 431.
     if (failed && stop_status_ == 0) stop_status_ = HTTP_PARSER_ERRNO(&parser_) == HPE_HEADER_OVERFLOW ? 431 : 400;
-    // An Upgrade/CONNECT request was answered as plain HTTP; what follows it is not HTTP: close.
-    bool stop = failed || parser_.upgrade;
+    // An Upgrade/CONNECT request is answered as plain HTTP once complete, as the last answer
+    // (on_message_complete stops the parser): what follows it is not HTTP. Not on parser_.upgrade alone:
+    // it is set with the head, and the request's body may still be arriving (found by fuzz/fuzz_http).
+    bool stop = failed;
     if (stop_status_ > 0) {
         append_error(out, stop_status_);
         ++answered_;  // an error answer is an answered request too
