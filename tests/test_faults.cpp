@@ -260,6 +260,11 @@ TEST_P(FaultTest, ResetMidReadClosesOnlyThatConnection) {
         ++expected_errors;
         ASSERT_TRUE(eventually([&] { return stats.closed.get() == expected_errors; }));
         expect_healthy(healthy, 10);
+#ifdef KQ_LIBKQUEUE
+        // libkqueue reads SO_ERROR itself to report the reset (docs/design.md), which clears it: the
+        // worker's read() then returns 0, and the reset is closed as an EOF, not counted as an error.
+        if (GetParam() == Backend::kqueue) continue;
+#endif
         EXPECT_EQ(stats.errors.get(), expected_errors);  // ECONNRESET on read, once
     }
     EXPECT_EQ(stats.request_timeouts.get(), 0u);
@@ -271,9 +276,9 @@ TEST_P(FaultTest, ResetMidReadClosesOnlyThatConnection) {
 // and the connection waits on the resume list (input no edge will announce again); its request time-out
 // fires meanwhile. The 408 must go out, the connection must close, and the worker must not touch the
 // freed connection through the resume list afterwards (ASan checks that); a healthy client is served.
-// DISABLED: it finds a heap-use-after-free under ASan (WorkerLoop::run_scheduled reads a Connection that
-// expire_timeouts closed and reap() freed while it was still on scheduled_). Enable it with the fix.
-TEST_P(FaultTest, DISABLED_RequestTimeoutDuringAFastUploadAnswers408AndClosesCleanly) {
+// It found a heap-use-after-free under ASan: run_scheduled read a Connection that expire_timeouts had
+// closed and reap() freed while it was still on scheduled_ (reap now takes it off the list first).
+TEST_P(FaultTest, RequestTimeoutDuringAFastUploadAnswers408AndClosesCleanly) {
     ServerConfig cfg = config(1);
     cfg.worker.request_timeout_ms = 300;
     RunningServer srv(cfg, make_http_protocol(big_routes()));

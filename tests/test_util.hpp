@@ -95,6 +95,12 @@ protected:
     std::string buf_;
 };
 
+// True if fd becomes readable within ms (to assert that nothing arrives in a window, or to peek).
+inline bool readable_within(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+}
+
 // Reads exactly n bytes (or fewer if the peer closes first).
 inline std::string recv_exact(int fd, size_t n) {
     std::string out(n, '\0');

@@ -13,6 +13,7 @@ namespace kq {
 namespace {
 
 constexpr std::array<std::string_view, 2> kDispatchNames = {"round-robin", "least-connections"};
+constexpr std::array<std::string_view, 2> kHandoffNames = {"queue", "direct"};
 constexpr auto kFdPause = std::chrono::milliseconds(100);   // EMFILE/ENFILE back-off, as nginx does
 constexpr int kPendingRetryMs = 1;                          // a full worker queue drains within a wait
 constexpr int kLimitRetryMs = 10;                           // at --max-connections: re-check this often
@@ -29,9 +30,18 @@ bool parse_dispatch(std::string_view text, Dispatch& out) {
 
 std::string_view dispatch_name(Dispatch d) { return kDispatchNames[static_cast<size_t>(d)]; }
 
+bool parse_handoff(std::string_view text, Handoff& out) {
+    if (text == kHandoffNames[0]) out = Handoff::queue;
+    else if (text == kHandoffNames[1]) out = Handoff::direct;
+    else return false;
+    return true;
+}
+
+std::string_view handoff_name(Handoff h) { return kHandoffNames[static_cast<size_t>(h)]; }
+
 Acceptor::Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend,
-                   size_t max_connections)
-    : listen_fd_(std::move(listen_fd)), workers_(std::move(workers)), dispatch_(dispatch),
+                   size_t max_connections, Handoff handoff)
+    : listen_fd_(std::move(listen_fd)), workers_(std::move(workers)), dispatch_(dispatch), handoff_(handoff),
       poller_(make_poller(backend)), handed_(workers_.size(), 0),
       full_per_worker_(std::make_unique<Counter[]>(workers_.size())), max_connections_(max_connections) {
     poller_->add_readonly(listen_fd_.get(), &listen_token);
@@ -144,6 +154,12 @@ size_t Acceptor::pick() noexcept {
 // Tries the chosen worker, then the others in turn; false only when every queue is full.
 bool Acceptor::hand_off(int fd) {
     size_t first = pick();
+    if (handoff_ == Handoff::direct) {
+        // No queue to fill: the registration either succeeds or the connection is lost (fd closed).
+        if (workers_[first].direct->register_direct(fd)) ++handed_[first];
+        else stats_.accept_errors.add();
+        return true;
+    }
     for (size_t k = 0; k < workers_.size(); ++k) {
         size_t i = (first + k) % workers_.size();
         if (workers_[i].mailbox->push(fd)) {

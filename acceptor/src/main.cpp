@@ -22,6 +22,9 @@ struct Options {
     std::string protocol = "echo";
     std::string backend = "auto";
     std::string dispatch = "round-robin";
+    std::string handoff = "queue";
+    std::string accept = "acceptor";
+    int block_ms = 0;
     std::string log_level = "info";
     kq::HttpOptions http;
     int metrics_port = -1;
@@ -51,6 +54,19 @@ void add_flags(CLI::App& app, Options& o) {
         ->check(CLI::IsMember(std::vector<std::string>{"auto", "epoll", "kqueue"}))->capture_default_str();
     app.add_option("--dispatch", o.dispatch, "How the acceptor picks a worker: round-robin|least-connections")
         ->check(CLI::IsMember(std::vector<std::string>{"round-robin", "least-connections"}))->capture_default_str();
+    app.add_option("--handoff", o.handoff,
+                   "How the acceptor gives a worker a connection: queue (spsc mailbox; the worker registers "
+                   "the fd) | direct (the acceptor registers it in the worker's kqueue/epoll itself)")
+        ->check(CLI::IsMember(std::vector<std::string>{"queue", "direct"}))->capture_default_str();
+    app.add_option("--accept", o.accept,
+                   "Who accepts: acceptor (one thread hands connections to the workers) | reuseport (each "
+                   "worker accepts on its own SO_REUSEPORT socket, nginx's model; --dispatch and --handoff "
+                   "then do not apply)")
+        ->check(CLI::IsMember(std::vector<std::string>{"acceptor", "reuseport"}))->capture_default_str();
+    app.add_option("--block-ms", o.block_ms,
+                   "Demonstration only: the handler sleeps this many ms per read before answering (the seed's "
+                   "sleep(4)), stalling every connection on its worker; 0 = off")
+        ->check(CLI::Range(0, 60'000))->capture_default_str();
     app.add_option("--batch", s.worker.batch, "Events a worker takes per wait (a batch bound, not a socket limit)")
         ->check(CLI::Range(1, 65536))->capture_default_str();
     app.add_option("--backlog", s.listen.backlog, "listen() backlog (the kernel caps it at net.core.somaxconn)")
@@ -133,6 +149,8 @@ int main(int argc, char** argv) {
     kq::setup_logging(o.log_level);
     kq::parse_backend(o.backend, o.server.worker.backend);
     kq::parse_dispatch(o.dispatch, o.server.dispatch);
+    kq::parse_handoff(o.handoff, o.server.handoff);
+    kq::parse_accept_mode(o.accept, o.server.accept);
 
     sigset_t set;
     sigemptyset(&set);
@@ -142,6 +160,8 @@ int main(int argc, char** argv) {
     std::unique_ptr<kq::Server> server;
     try {
         auto protocol = o.protocol == "http" ? kq::make_http_protocol(o.http) : kq::make_builtin_protocol(o.protocol);
+        if (o.block_ms > 0)
+            protocol = kq::make_blocking_protocol(std::move(protocol), std::chrono::milliseconds(o.block_ms));
         server = std::make_unique<kq::Server>(o.server, std::move(protocol));
     } catch (const std::invalid_argument& e) {
         std::cerr << "kqserver: --backend " << o.backend << ": " << e.what() << "\n";
@@ -164,9 +184,10 @@ int main(int argc, char** argv) {
     std::printf("listening %s\n", server->address().c_str());
     if (metrics) std::printf("metrics %s\n", metrics->address().c_str());
     std::fflush(stdout);
-    spdlog::info("kqserver {}: backend {}, {} workers, dispatch {}, protocol {}, batch {}", server->address(),
-                 kq::backend_name(server->backend()), server->worker_count(), o.dispatch, o.protocol,
-                 o.server.worker.batch);
+    spdlog::info("kqserver {}: backend {}, {} workers, accept {}, dispatch {}, handoff {}, protocol {}, batch {}{}",
+                 server->address(), kq::backend_name(server->backend()), server->worker_count(), o.accept,
+                 o.dispatch, o.handoff, o.protocol, o.server.worker.batch,
+                 o.block_ms > 0 ? fmt::format(", blocking {} ms per read", o.block_ms) : std::string());
 
     std::thread signals = start_signal_thread(*server, set);
     if (metrics) metrics->start();

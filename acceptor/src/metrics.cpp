@@ -65,18 +65,19 @@ void workers(Out out, const Server& s) {
                [&](size_t i) { return st(i).wakeups.get(); });
     per_worker(out, s, "kqserver_worker_handoff_queue_full_total", "counter",
                "Times the acceptor found this worker's hand-off queue full.",
-               [&](size_t i) { return s.acceptor().handoff_full(i); });
+               [&](size_t i) { return s.handoff_full(i); });
     events_per_wait(out, s);
 }
 
 void acceptor(Out out, const Server& s) {
-    const auto& a = s.acceptor().stats();
+    // With --accept reuseport these sum the workers' own listeners.
+    auto a = s.accept_totals();
     family(out, "kqserver_acceptor_accepted_total", "counter", "Connections accepted.");
-    fmt::format_to(out, "kqserver_acceptor_accepted_total {}\n", a.accepted.get());
+    fmt::format_to(out, "kqserver_acceptor_accepted_total {}\n", a.accepted);
     family(out, "kqserver_acceptor_rejected_total", "counter", "accept4() failures that lost a connection.");
-    fmt::format_to(out, "kqserver_acceptor_rejected_total {}\n", a.accept_errors.get());
+    fmt::format_to(out, "kqserver_acceptor_rejected_total {}\n", a.accept_errors);
     family(out, "kqserver_acceptor_accept_pauses_total", "counter", "Accept pauses on EMFILE/ENFILE/ENOBUFS.");
-    fmt::format_to(out, "kqserver_acceptor_accept_pauses_total {}\n", a.accept_pauses.get());
+    fmt::format_to(out, "kqserver_acceptor_accept_pauses_total {}\n", a.accept_pauses);
 }
 
 size_t open_fds() {

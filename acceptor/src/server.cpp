@@ -1,20 +1,36 @@
-// Server assembly: binds, builds the workers and the acceptor, runs them, and reports at exit.
+// Server assembly: binds, builds the workers and the acceptor (or the workers' own listeners), runs
+// them, and reports at exit.
 #include "kq/server.hpp"
 
 #include <sys/resource.h>
 
+#include <array>
 #include <csignal>
 #include <spdlog/spdlog.h>
 #include <thread>
 
 namespace kq {
+namespace {
+constexpr std::array<std::string_view, 2> kAcceptNames = {"acceptor", "reuseport"};
+}  // namespace
+
+bool parse_accept_mode(std::string_view text, AcceptMode& out) {
+    if (text == kAcceptNames[0]) out = AcceptMode::acceptor;
+    else if (text == kAcceptNames[1]) out = AcceptMode::reuseport;
+    else return false;
+    return true;
+}
+
+std::string_view accept_mode_name(AcceptMode m) { return kAcceptNames[static_cast<size_t>(m)]; }
 
 Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol)
     : cfg_(cfg), protocol_(std::move(protocol)) {
     // Writes use MSG_NOSIGNAL; ignoring SIGPIPE also covers platforms without it.
     std::signal(SIGPIPE, SIG_IGN);
     int n = cfg_.workers > 0 ? cfg_.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    UniqueFd listen_fd = listen_tcp(cfg_.listen);
+    ListenOptions listen = cfg_.listen;
+    listen.reuse_port = listen.reuse_port || cfg_.accept == AcceptMode::reuseport;
+    UniqueFd listen_fd = listen_tcp(listen);
     port_ = local_port(listen_fd.get());
     address_ = local_address(listen_fd.get());
     std::vector<WorkerLink> links;
@@ -23,14 +39,24 @@ Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol)
         links.push_back(workers_.back()->link());
     }
     size_t limit = cfg_.max_connections > 0 ? cfg_.max_connections : default_max_connections(n);
-    acceptor_ = std::make_unique<Acceptor>(std::move(listen_fd), std::move(links), cfg_.dispatch, cfg_.worker.backend, limit);
+    if (cfg_.accept == AcceptMode::reuseport) {
+        // One socket per worker on the same port (the first one picked it when port 0 was asked for).
+        listen.port = port_;
+        size_t per_worker = (limit + workers_.size() - 1) / workers_.size();
+        for (size_t i = 0; i < workers_.size(); ++i)
+            workers_[i]->listen_on(i == 0 ? std::move(listen_fd) : listen_tcp(listen), per_worker);
+        return;
+    }
+    acceptor_ = std::make_unique<Acceptor>(std::move(listen_fd), std::move(links), cfg_.dispatch, cfg_.worker.backend,
+                                           limit, cfg_.handoff);
 }
 
 size_t default_max_connections(int workers) {
     rlimit rl{};
     if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1'000'000;
-    // Each worker holds a poller and a wake fd; the acceptor, metrics, stdio and logging a few more.
-    size_t reserve = 32 + 2 * static_cast<size_t>(workers);
+    // Each worker holds a poller and a wake fd (and a listener with reuseport); the acceptor, metrics,
+    // stdio and logging a few more.
+    size_t reserve = 32 + 3 * static_cast<size_t>(workers);
     return rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 1;
 }
 
@@ -43,21 +69,52 @@ Backend Server::backend() const noexcept { return workers_.front()->backend(); }
 
 void Server::run() {
     for (auto& w : workers_) w->start();
-    acceptor_->run();
+    if (acceptor_) {
+        acceptor_->run();
+    } else {
+        stop_requested_.wait(false, std::memory_order_acquire);
+    }
     for (auto& w : workers_) {
         if (immediate_.load(std::memory_order_acquire)) w->request_stop();
-        else w->request_drain();
+        else w->request_drain();  // reuseport: each worker also closes its listening socket
     }
     for (auto& w : workers_) w->join();
 }
 
-void Server::stop() noexcept { acceptor_->request_stop(); }
+void Server::stop() noexcept {
+    if (acceptor_) acceptor_->request_stop();
+    stop_requested_.store(true, std::memory_order_release);
+    stop_requested_.notify_all();
+}
 
 void Server::stop_now() noexcept {
     immediate_.store(true, std::memory_order_release);
-    acceptor_->request_stop();
+    stop();
     for (auto& w : workers_) w->request_stop();  // also ends a drain already under way
 }
+
+Server::AcceptTotals Server::accept_totals() const noexcept {
+    AcceptTotals t;
+    if (acceptor_) {
+        const auto& a = acceptor_->stats();
+        t.accepted = a.accepted.get();
+        t.accept_errors = a.accept_errors.get();
+        t.accept_pauses = a.accept_pauses.get();
+        t.limit_pauses = a.limit_pauses.get();
+        t.handoff_full = a.handoff_full.get();
+        return t;
+    }
+    for (const auto& w : workers_) {
+        const auto& s = w->stats();
+        t.accepted += s.accepted.get();
+        t.accept_errors += s.accept_errors.get();
+        t.accept_pauses += s.accept_pauses.get();
+        t.limit_pauses += s.limit_pauses.get();
+    }
+    return t;
+}
+
+uint64_t Server::handoff_full(size_t worker) const noexcept { return acceptor_ ? acceptor_->handoff_full(worker) : 0; }
 
 void Server::log_summary() const {
     for (const auto& w : workers_) {
@@ -68,11 +125,11 @@ void Server::log_summary() const {
                      s.request_timeouts.get(), s.requests.get(), s.bytes_read.get(), s.bytes_written.get(),
                      s.events.get(), s.waits.get(), s.wakeups.get());
     }
-    const auto& a = acceptor_->stats();
-    spdlog::info("acceptor: accepted {}, hand-off queue full {}, accept errors {}, accept pauses {}, "
+    auto a = accept_totals();
+    spdlog::info("{}: accepted {}, hand-off queue full {}, accept errors {}, accept pauses {}, "
                  "max-connections pauses {}",
-                 a.accepted.get(), a.handoff_full.get(), a.accept_errors.get(), a.accept_pauses.get(),
-                 a.limit_pauses.get());
+                 acceptor_ ? "acceptor" : "reuseport listeners", a.accepted, a.handoff_full, a.accept_errors,
+                 a.accept_pauses, a.limit_pauses);
 }
 
 }  // namespace kq

@@ -1,5 +1,6 @@
 // Built-in protocols by name: echo (seed 003) and upper (seed 001), both stateless, and http.
 #include <array>
+#include <thread>
 
 #include "kq/handler.hpp"
 #include "kq/http.hpp"
@@ -43,6 +44,35 @@ private:
 
 constexpr std::array<std::string_view, 3> kNames = {"echo", "upper", "http"};
 
+class BlockingSession final : public Session {
+public:
+    BlockingSession(std::unique_ptr<Session> inner, std::chrono::milliseconds delay)
+        : inner_(std::move(inner)), delay_(delay) {}
+    void on_data(std::span<char> bytes, Reply& reply) override {
+        std::this_thread::sleep_for(delay_);
+        inner_->on_data(bytes, reply);
+    }
+    void on_peer_eof(Reply& reply) override { inner_->on_peer_eof(reply); }
+    bool mid_request() const override { return inner_->mid_request(); }
+    void on_request_timeout(Reply& reply) override { inner_->on_request_timeout(reply); }
+
+private:
+    std::unique_ptr<Session> inner_;
+    std::chrono::milliseconds delay_;
+};
+
+class BlockingProtocol final : public Protocol {
+public:
+    BlockingProtocol(std::unique_ptr<Protocol> inner, std::chrono::milliseconds delay)
+        : inner_(std::move(inner)), delay_(delay) {}
+    std::string_view name() const override { return inner_->name(); }
+    std::unique_ptr<Session> open() override { return std::make_unique<BlockingSession>(inner_->open(), delay_); }
+
+private:
+    std::unique_ptr<Protocol> inner_;
+    std::chrono::milliseconds delay_;
+};
+
 }  // namespace
 
 std::unique_ptr<Protocol> make_builtin_protocol(std::string_view name) {
@@ -53,5 +83,9 @@ std::unique_ptr<Protocol> make_builtin_protocol(std::string_view name) {
 }
 
 std::span<const std::string_view> builtin_protocol_names() { return kNames; }
+
+std::unique_ptr<Protocol> make_blocking_protocol(std::unique_ptr<Protocol> inner, std::chrono::milliseconds delay) {
+    return std::make_unique<BlockingProtocol>(std::move(inner), delay);
+}
 
 }  // namespace kq

@@ -2,6 +2,7 @@
 // Idle connections hold no I/O buffer: output memory exists only while output is pending.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -47,6 +48,10 @@ public:
     int fd() const noexcept { return fd_.get(); }
 
     WorkerLoop& loop_;
+    // --handoff direct: set (release) by the acceptor thread before it registers the fd; the worker
+    // reads it (acquire) on every event and adopts the connection on the first. That load/store pair
+    // is what orders the acceptor's construction before the worker's use, for TSan as for the reader.
+    std::atomic<bool> direct_pending_{false};
     UniqueFd fd_;
     std::unique_ptr<Session> session_;
     OutBuffer out_;

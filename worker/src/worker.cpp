@@ -40,9 +40,16 @@ void Worker::request_drain() noexcept { loop_->request_drain(); }
 void Worker::join() {
     if (thread_.joinable()) thread_.join();
     native_handle_.store(0, std::memory_order_release);
+    // The thread is gone, so its state is ours now: close what reached the worker after its loop ended
+    // (with --handoff direct and an immediate stop, the acceptor may register connections until it stops).
+    loop_->close_all();
 }
 
-WorkerLink Worker::link() noexcept { return WorkerLink{&loop_->mailbox(), &stats_.closed}; }
+WorkerLink Worker::link() noexcept { return WorkerLink{&loop_->mailbox(), &stats_.closed, loop_.get()}; }
+
+void Worker::listen_on(UniqueFd listener, size_t max_connections) {
+    loop_->listen_on(std::move(listener), max_connections);
+}
 
 Backend Worker::backend() const noexcept { return loop_->backend(); }
 

@@ -40,8 +40,9 @@ void WorkerLoop::run() {
         admit_new();
         if (!draining_ && drain_requested_.load(std::memory_order_acquire)) begin_drain();
         if (draining_ && drained()) break;
-        // Sleep only when nothing is queued for us: the mailbox and the scheduled reads both need a pass.
-        int timeout = scheduled_.empty() ? wait_timeout_ms() : 0;
+        // Sleep only when nothing is queued for us: the mailbox, the scheduled reads and a backlog that
+        // was not emptied all need a pass.
+        int timeout = scheduled_.empty() && !accept_ready() ? wait_timeout_ms() : 0;
         bool may_sleep = timeout != 0 && mailbox_.prepare_sleep();
         int n = poller_->wait(events_, may_sleep ? timeout : 0);
         if (may_sleep) mailbox_.woke();
@@ -51,6 +52,7 @@ void WorkerLoop::run() {
         stats_.events_per_wait.record(static_cast<uint64_t>(n));
         for (int i = 0; i < n; ++i) handle(events_[static_cast<size_t>(i)]);
         run_scheduled();
+        if (accept_ready()) accept_clients();
         expire_timeouts();
         reap();
     }
@@ -61,16 +63,9 @@ void WorkerLoop::admit_new() {
     mailbox_.drain([this](int fd) { admit(fd); });
 }
 
+// Queue hand-off and reuseport: build, register and adopt on this thread.
 void WorkerLoop::admit(int raw_fd) {
-    UniqueFd fd(raw_fd);
-    if (cfg_.tcp_nodelay) {
-        try {
-            set_nodelay(fd.get(), true);
-        } catch (const std::system_error&) {
-            // A peer that already reset makes this fail; the first read will report it.
-        }
-    }
-    auto* c = new Connection(*this, std::move(fd), protocol_.open());
+    Connection* c = make_connection(raw_fd);
     try {
         poller_->add(c->fd(), c);  // the only registration call this connection ever costs
     } catch (const std::system_error& e) {
@@ -79,10 +74,51 @@ void WorkerLoop::admit(int raw_fd) {
         delete c;
         return;
     }
-    c->last_active_ms_ = now_ms_;
-    open_.push_back(*c);
+    adopt(*c);
+}
+
+// Any thread (the acceptor's with --handoff direct): what needs no worker state.
+Connection* WorkerLoop::make_connection(int raw_fd) {
+    UniqueFd fd(raw_fd);
+    if (cfg_.tcp_nodelay) {
+        try {
+            set_nodelay(fd.get(), true);
+        } catch (const std::system_error&) {
+            // A peer that already reset makes this fail; the first read will report it.
+        }
+    }
+    return new Connection(*this, std::move(fd), protocol_.open());
+}
+
+// Worker thread: the connection joins this worker's lists and time-outs.
+void WorkerLoop::adopt(Connection& c) {
+    c.last_active_ms_ = now_ms_;
+    open_.push_back(c);
     stats_.accepted.add();
-    if (draining_) close_after_flush(*c);  // handed over just before the stop: nothing to answer yet
+    if (draining_) close_after_flush(c);  // handed over just before the stop: nothing to answer yet
+}
+
+// --handoff direct, acceptor thread. Registering READ|WRITE on a connected socket reports it writable at
+// once, so the worker always gets a first event for it, however idle the client, and adopts it then.
+bool WorkerLoop::register_direct(int raw_fd) noexcept {
+    Connection* c = make_connection(raw_fd);
+    c->direct_pending_.store(true, std::memory_order_release);
+    try {
+        poller_->add(c->fd(), c);  // from the acceptor thread, while the worker may be blocked in wait
+    } catch (const std::system_error& e) {
+        spdlog::warn("acceptor: cannot register fd {} with a worker: {}", c->fd(), e.what());
+        delete c;
+        return false;
+    }
+    // c may already be adopted, served and freed by the worker: it is not touched again here.
+    direct_registered_.fetch_add(1, std::memory_order_release);
+    return true;
+}
+
+void WorkerLoop::adopt_direct(Connection& c) {
+    c.direct_pending_.store(false, std::memory_order_relaxed);
+    ++direct_adopted_;
+    adopt(c);
 }
 
 void WorkerLoop::handle(const PollEvent& ev) {
@@ -90,7 +126,12 @@ void WorkerLoop::handle(const PollEvent& ev) {
         stats_.wakeups.add();
         return;
     }
+    if (ev.udata == &listener_) {
+        accept_pending_ = true;
+        return;
+    }
     auto& c = *static_cast<Connection*>(ev.udata);
+    if (c.direct_pending_.load(std::memory_order_acquire)) adopt_direct(c);
     if (c.closed_) return;  // stale: closed earlier in this batch
     if (ev.eof) c.eof_hint_ = true;
     if (ev.writable && !c.out_.empty()) flush(c);
@@ -110,6 +151,7 @@ int WorkerLoop::wait_timeout_ms() const {
     if (cfg_.request_timeout_ms > 0 && !mid_request_.empty())
         deadline = std::min(deadline, mid_request_.front()->request_began_ms_ + cfg_.request_timeout_ms);
     if (draining_) deadline = std::min(deadline, drain_deadline_ms_);
+    if (accept_pending_ && accept_paused_until_ms_ > now_ms_) deadline = std::min(deadline, accept_paused_until_ms_);
     if (deadline == INT64_MAX) return -1;
     return static_cast<int>(std::clamp<int64_t>(deadline - now_ms_ + 1, 1, 60'000));
 }
@@ -138,6 +180,7 @@ void WorkerLoop::expire_timeouts() {
 // Graceful stop: answer what has arrived, then close each connection as soon as its output is written.
 void WorkerLoop::begin_drain() {
     draining_ = true;
+    listener_.reset();  // reuseport: stop accepting (clients still in this socket's backlog are reset)
     drain_deadline_ms_ = now_ms_ + cfg_.drain_timeout_ms;
     std::vector<Connection*> all;
     for (Connection* c = open_.front(); c != nullptr; c = c->lru_.next) all.push_back(c);
@@ -148,7 +191,11 @@ void WorkerLoop::begin_drain() {
     reap();
 }
 
-bool WorkerLoop::drained() const { return open_.empty(); }
+// With --handoff direct, also every connection the acceptor registered must have been taken over: its
+// first event may still be on its way (the acceptor has stopped by now, so the count is final).
+bool WorkerLoop::drained() const {
+    return open_.empty() && direct_adopted_ == direct_registered_.load(std::memory_order_acquire);
+}
 
 void WorkerLoop::close_after_flush(Connection& c) {
     if (c.closed_) return;
@@ -167,6 +214,7 @@ void WorkerLoop::close_now(Connection& c) {
     mid_request_.remove(c);
     graveyard_.push_back(&c);
     stats_.closed.add();
+    at_limit_ = false;  // reuseport: room for one more
 }
 
 void Connection::send(std::span<const char> bytes) { loop_.send(*this, bytes); }
@@ -174,15 +222,47 @@ void Connection::close() { loop_.close_after_flush(*this); }
 void Connection::count_requests(uint64_t n) { loop_.count_requests(n); }
 
 void WorkerLoop::reap() noexcept {
+    // A connection closed after it was put on the resume list (say, its request time-out fired in the
+    // same pass that used up its read budget) must leave the list before it is freed.
+    bool queued = std::any_of(graveyard_.begin(), graveyard_.end(), [](const Connection* c) { return c->queued_; });
+    if (queued) std::erase_if(scheduled_, [](const Connection* c) { return c->closed_; });
     for (Connection* c : graveyard_) delete c;
     graveyard_.clear();
 }
 
 void WorkerLoop::close_all() noexcept {
+    listener_.reset();
     while (!open_.empty()) close_now(*open_.front());
     scheduled_.clear();
     reap();
     mailbox_.drain([](int fd) { ::close(fd); });
+    collect_unadopted();
+}
+
+// --handoff direct after an immediate stop: connections the acceptor registered whose first event this
+// worker never took. Their events are pending in the poller (nothing else is registered any more), so
+// a few short waits find them all; bounded in case a broken poller loses one.
+void WorkerLoop::collect_unadopted() noexcept {
+    try {
+        for (int tries = 0; tries < 100 && direct_adopted_ != direct_registered_.load(std::memory_order_acquire);
+             ++tries) {
+            int n = poller_->wait(events_, 10);
+            for (int i = 0; i < n; ++i) {
+                const PollEvent& ev = events_[static_cast<size_t>(i)];
+                if (ev.wake || ev.udata == &listener_) continue;
+                auto& c = *static_cast<Connection*>(ev.udata);
+                if (!c.direct_pending_.load(std::memory_order_acquire)) continue;
+                adopt_direct(c);
+                close_now(c);
+            }
+            reap();
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("worker: collecting directly registered connections: {}", e.what());
+    }
+    if (direct_adopted_ != direct_registered_.load(std::memory_order_acquire))
+        spdlog::error("worker: {} directly registered connections never reported an event",
+                      direct_registered_.load(std::memory_order_acquire) - direct_adopted_);
 }
 
 }  // namespace kq

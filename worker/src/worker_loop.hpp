@@ -1,5 +1,5 @@
 // The worker's thread-confined state and event loop: poller, mailbox, connections, scratch buffer,
-// time-outs and graceful drain.
+// time-outs and graceful drain; with --accept reuseport also its own listening socket.
 #pragma once
 
 #include <atomic>
@@ -12,10 +12,11 @@
 #include "kq/mailbox.hpp"
 #include "kq/poller.hpp"
 #include "kq/worker.hpp"
+#include "kq/worker_link.hpp"
 
 namespace kq {
 
-class WorkerLoop {
+class WorkerLoop final : public DirectRegistrar {
 public:
     WorkerLoop(const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats);
     ~WorkerLoop();
@@ -26,7 +27,15 @@ public:
     // Any thread.
     void request_stop() noexcept;
     void request_drain() noexcept;
+    // Closes every connection and queued fd. The worker thread at the end of run(); the owner thread
+    // after joining it.
+    void close_all() noexcept;
     Mailbox& mailbox() noexcept { return mailbox_; }
+    // Acceptor thread (--handoff direct): builds the connection and registers it in this worker's poller.
+    bool register_direct(int fd) noexcept override;
+    // Owner thread, before run() (--accept reuseport): accept on this socket, holding at most
+    // max_connections open connections.
+    void listen_on(UniqueFd listener, size_t max_connections);
     Backend backend() const noexcept { return poller_->backend(); }
 
     // Called through Connection (Reply) by sessions, on the worker thread.
@@ -38,6 +47,10 @@ private:
     // worker_loop.cpp: the loop, admission, dispatch of events, time-outs, drain, closing.
     void admit_new();
     void admit(int fd);
+    Connection* make_connection(int fd);
+    void adopt(Connection& c);
+    void adopt_direct(Connection& c);
+    void collect_unadopted() noexcept;
     void handle(const PollEvent& ev);
     int wait_timeout_ms() const;
     void expire_timeouts();
@@ -45,8 +58,11 @@ private:
     bool drained() const;
     void close_now(Connection& c);
     void reap() noexcept;
-    void close_all() noexcept;
     void update_clock() noexcept;
+
+    // worker_accept.cpp (--accept reuseport): this worker's own accept loop.
+    bool accept_ready() const noexcept;
+    void accept_clients();
 
     // connection_io.cpp: reading, writing, backpressure.
     void read_input(Connection& c);
@@ -76,6 +92,17 @@ private:
     std::vector<Connection*> graveyard_;   // closed during this batch; freed after it
     OpenList open_;                        // open connections, least recently active first
     MidList mid_request_;                  // connections with a request under way, oldest first
+
+    // --handoff direct: connections the acceptor registered, and those this worker has taken over.
+    std::atomic<uint64_t> direct_registered_{0};
+    uint64_t direct_adopted_ = 0;
+
+    // --accept reuseport: the listening socket (its udata is &listener_), its limit and pauses.
+    UniqueFd listener_;
+    size_t max_open_ = 0;
+    bool accept_pending_ = false;          // the backlog may hold clients: accept before sleeping
+    bool at_limit_ = false;                // max_open_ reached: resume when a connection closes
+    int64_t accept_paused_until_ms_ = 0;   // EMFILE/ENFILE back-off
 };
 
 }  // namespace kq

@@ -1,5 +1,6 @@
 // The acceptor: owns the listening socket in its own poller, drains the backlog with accept4 until
-// EAGAIN, picks a worker by the dispatch policy and hands the fd over through that worker's mailbox.
+// EAGAIN, picks a worker by the dispatch policy and hands the fd over: through that worker's mailbox
+// (--handoff queue), or by registering it in the worker's poller itself (--handoff direct).
 // It never touches a connection after the hand-off.
 // Thread rules: run() on one thread (the process's main thread in kqserver); request_stop() and stats from any.
 #pragma once
@@ -22,6 +23,12 @@ enum class Dispatch { round_robin, least_connections };
 bool parse_dispatch(std::string_view text, Dispatch& out);
 std::string_view dispatch_name(Dispatch d);
 
+// queue: the fd goes through the worker's spsc mailbox (a wake only if the worker sleeps) and the worker
+// registers it. direct: the acceptor registers it in the worker's poller; the kernel event wakes the worker.
+enum class Handoff { queue, direct };
+bool parse_handoff(std::string_view text, Handoff& out);
+std::string_view handoff_name(Handoff h);
+
 struct AcceptorStats {
     Counter accepted, handoff_full, accept_errors, accept_pauses, limit_pauses;
 };
@@ -31,7 +38,7 @@ public:
     // max_connections: at this many open connections the acceptor stops accepting (clients wait in the
     // kernel backlog) and resumes once workers have closed some.
     Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend,
-             size_t max_connections);
+             size_t max_connections, Handoff handoff = Handoff::queue);
 
     void run();
     void request_stop() noexcept;
@@ -52,6 +59,7 @@ private:
     UniqueFd listen_fd_;
     std::vector<WorkerLink> workers_;
     Dispatch dispatch_;
+    Handoff handoff_;
     std::unique_ptr<Poller> poller_;
     std::atomic<bool> stop_{false};
     AcceptorStats stats_;

@@ -1,4 +1,5 @@
-// Server assembly: listening socket, N workers, one acceptor. The library form of kqserver, used by the
+// Server assembly: listening socket, N workers, one acceptor (or, with AcceptMode::reuseport, one
+// SO_REUSEPORT listening socket per worker and no acceptor). The library form of kqserver, used by the
 // kqserver binary and by the tests (which run it in-process on port 0).
 // Thread rules: construct, run() and the accessors on one thread; stop() from any thread.
 #pragma once
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kq/acceptor.hpp"
@@ -16,10 +18,18 @@
 
 namespace kq {
 
+// acceptor: one thread accepts and hands connections to the workers (the project's design).
+// reuseport: every worker accepts on its own SO_REUSEPORT socket and the kernel spreads clients (nginx's).
+enum class AcceptMode { acceptor, reuseport };
+bool parse_accept_mode(std::string_view text, AcceptMode& out);
+std::string_view accept_mode_name(AcceptMode m);
+
 struct ServerConfig {
     ListenOptions listen;
     int workers = 0;  // 0 = number of cores
-    Dispatch dispatch = Dispatch::round_robin;
+    Dispatch dispatch = Dispatch::round_robin;  // acceptor mode only
+    Handoff handoff = Handoff::queue;           // acceptor mode only
+    AcceptMode accept = AcceptMode::acceptor;
     size_t max_connections = 0;  // 0 = the fd limit (RLIMIT_NOFILE) minus a reserve for the server's own fds
     WorkerConfig worker;
 };
@@ -33,8 +43,8 @@ public:
     Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol);
     ~Server();
 
-    // Starts the workers, runs the acceptor on the calling thread until stop(), then drains (or, after
-    // stop_now(), stops) and joins the workers; every fd is closed when it returns.
+    // Starts the workers, runs the acceptor on the calling thread until stop() (reuseport: waits for it),
+    // then drains (or, after stop_now(), stops) and joins the workers; every fd is closed when it returns.
     void run();
     // Graceful: stop accepting (the listening socket is closed), let the workers answer what they have
     // received, flush and close, for at most WorkerConfig::drain_timeout_ms. Any thread.
@@ -47,7 +57,14 @@ public:
     Backend backend() const noexcept;
     size_t worker_count() const noexcept { return workers_.size(); }
     const Worker& worker(size_t i) const { return *workers_[i]; }
-    const Acceptor& acceptor() const noexcept { return *acceptor_; }
+    AcceptMode accept_mode() const noexcept { return cfg_.accept; }
+    // Accept-side counters, summed over the acceptor and (reuseport) the workers. Any thread.
+    struct AcceptTotals {
+        uint64_t accepted = 0, accept_errors = 0, accept_pauses = 0, limit_pauses = 0, handoff_full = 0;
+    };
+    AcceptTotals accept_totals() const noexcept;
+    // Times the acceptor found worker i's hand-off queue full (0 with reuseport). Any thread.
+    uint64_t handoff_full(size_t worker) const noexcept;
     const Protocol& protocol() const noexcept { return *protocol_; }
     // One info line per worker (connections, bytes, events, waits) and one for the acceptor.
     void log_summary() const;
@@ -56,7 +73,8 @@ private:
     ServerConfig cfg_;
     std::unique_ptr<Protocol> protocol_;
     std::vector<std::unique_ptr<Worker>> workers_;
-    std::unique_ptr<Acceptor> acceptor_;
+    std::unique_ptr<Acceptor> acceptor_;  // null with reuseport
+    std::atomic<bool> stop_requested_{false};  // reuseport: what run() waits for
     std::atomic<bool> immediate_{false};
     uint16_t port_ = 0;
     std::string address_;

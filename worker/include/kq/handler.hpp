@@ -7,6 +7,7 @@
 // escaping open(), on_data() or on_peer_eof() terminates the process.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -65,7 +66,8 @@ public:
     virtual ~Protocol() = default;
     // For logs ("echo", "http", ...).
     virtual std::string_view name() const = 0;
-    // A new session for an accepted connection; called on the worker that will own it.
+    // A new session for an accepted connection; called on the worker that will own it (with
+    // --handoff direct, on the acceptor thread, before the connection reaches its worker).
     virtual std::unique_ptr<Session> open() = 0;
 };
 
@@ -73,5 +75,10 @@ public:
 std::unique_ptr<Protocol> make_builtin_protocol(std::string_view name);
 // Names accepted by make_builtin_protocol, for --help and validation.
 std::span<const std::string_view> builtin_protocol_names();
+
+// Breaks the no-blocking rule on purpose (kqserver --block-ms): each on_data() call first sleeps for
+// `delay` on the worker thread, as the seed's handler did with sleep(4), then runs inner's session. It
+// exists to measure what one blocking handler does to every other connection on the same worker.
+std::unique_ptr<Protocol> make_blocking_protocol(std::unique_ptr<Protocol> inner, std::chrono::milliseconds delay);
 
 }  // namespace kq

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "kq/counter.hpp"
+#include "kq/fd.hpp"
 #include "kq/handler.hpp"
 #include "kq/mailbox.hpp"
 #include "kq/poller.hpp"
@@ -54,6 +55,8 @@ private:
 struct WorkerStats {
     Counter accepted, closed, errors, bytes_read, bytes_written, requests, events, waits, wakeups;
     Counter idle_timeouts, request_timeouts;
+    // --accept reuseport only: this worker's own accept4() failures, EMFILE pauses, limit pauses.
+    Counter accept_errors, accept_pauses, limit_pauses;
     EventsPerWait events_per_wait;
 };
 
@@ -66,12 +69,16 @@ public:
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
 
+    // --accept reuseport, before start(): the worker accepts on its own listening socket.
+    void listen_on(UniqueFd listener, size_t max_connections);
     void start();
     // Immediate stop: every connection is closed.
     void request_stop() noexcept;
     // Graceful stop: the worker answers what it has received, flushes, closes each connection once its
     // output is written, and exits when none is left or after drain_timeout_ms. Any thread.
     void request_drain() noexcept;
+    // Waits for the thread, then closes whatever connections it still held. Owner thread; call once the
+    // acceptor has stopped handing connections over.
     void join();
 
     int id() const noexcept { return id_; }

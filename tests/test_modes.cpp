@@ -1,0 +1,169 @@
+// The alternative architectures of issue 6, on every backend: --handoff direct (the acceptor registers
+// the fd in the worker's poller itself: the forum's question) and --accept reuseport (each worker
+// accepts on its own SO_REUSEPORT socket). Each must serve, limit, drain and stop exactly as the
+// default queue hand-off does. And the blocking handler (the seed's sleep(4)): it stalls its own
+// worker's connections and no others.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <string>
+#include <tuple>
+
+#include "test_util.hpp"
+
+using namespace kq;
+using namespace kq::test;
+
+namespace {
+
+enum class Mode { direct, reuseport };
+
+class ModeTest : public ::testing::TestWithParam<std::tuple<Backend, Mode>> {
+protected:
+    Mode mode() const { return std::get<1>(GetParam()); }
+    ServerConfig config(int workers) const {
+        ServerConfig cfg;
+        cfg.workers = workers;
+        cfg.worker.backend = std::get<0>(GetParam());
+        if (mode() == Mode::direct) cfg.handoff = Handoff::direct;
+        else cfg.accept = AcceptMode::reuseport;
+        return cfg;
+    }
+};
+
+std::string mode_label(const ::testing::TestParamInfo<ModeTest::ParamType>& info) {
+    return std::string(backend_name(std::get<0>(info.param))) +
+           (std::get<1>(info.param) == Mode::direct ? "_direct" : "_reuseport");
+}
+
+uint64_t total(const Server& s, const Counter WorkerStats::*field) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < s.worker_count(); ++i) sum += (s.worker(i).stats().*field).get();
+    return sum;
+}
+
+// 200 connections, 1..3 payloads of up to 64 KiB each, every byte compared; every worker gets clients,
+// and the accept counters agree with the workers'.
+TEST_P(ModeTest, TwoHundredEchoStreamsAreByteExactAndSpread) {
+    RunningServer srv(config(2));
+    std::mt19937_64 rng(6);
+    std::uniform_int_distribution<size_t> size(1, 64 * 1024), count(1, 3);
+    std::vector<EchoStream> streams(200);
+    for (size_t i = 0; i < streams.size(); ++i) {
+        streams[i].fd = connect_tcp("127.0.0.1", srv.port(), true);
+        streams[i].pipelined = (i % 2 == 0);
+        for (size_t k = count(rng); k > 0; --k) streams[i].payloads.push_back(random_bytes(rng, size(rng)));
+    }
+    ASSERT_TRUE(drive_echo(streams, 60'000)) << "some streams did not finish";
+    uint64_t sent = 0;
+    for (auto& s : streams) {
+        ASSERT_TRUE(s.sent == s.received);
+        sent += s.sent.size();
+    }
+    streams.clear();  // close every client before the stop
+    srv.stop();
+    const Server& s = srv.server();
+    EXPECT_EQ(total(s, &WorkerStats::accepted), 200u);
+    EXPECT_EQ(total(s, &WorkerStats::closed), 200u);
+    EXPECT_EQ(total(s, &WorkerStats::bytes_written), sent);
+    EXPECT_EQ(s.accept_totals().accepted, 200u);
+    for (size_t i = 0; i < s.worker_count(); ++i) {
+        uint64_t got = s.worker(i).stats().accepted.get();
+        if (mode() == Mode::direct) {
+            EXPECT_EQ(got, 100u) << "round-robin, worker " << i;
+        } else {
+            // The kernel hashes each client's address and port to one socket: uneven, never empty
+            // (all 200 on one of two sockets has probability 2^-199).
+            EXPECT_GT(got, 0u) << "worker " << i;
+        }
+    }
+}
+
+// The limit holds in both modes: with one worker and --max-connections 2 the third client waits in the
+// backlog and is served as soon as one of the first two closes.
+TEST_P(ModeTest, MaxConnectionsQueuesTheThirdClient) {
+    ServerConfig cfg = config(1);
+    cfg.max_connections = 2;
+    RunningServer srv(cfg);
+    std::vector<UniqueFd> first;
+    for (int i = 0; i < 2; ++i) {
+        first.push_back(connect_blocking(srv.port()));
+        send_all(first.back().get(), "a");
+        ASSERT_EQ(recv_exact(first.back().get(), 1), "a");
+    }
+    UniqueFd third = connect_blocking(srv.port());
+    send_all(third.get(), "b");
+    EXPECT_FALSE(readable_within(third.get(), 300)) << "served beyond --max-connections";
+    first[0].reset();
+    EXPECT_EQ(recv_exact(third.get(), 1), "b");
+    EXPECT_GE(srv.server().accept_totals().limit_pauses, 1u);
+}
+
+// Graceful stop: a client owed 1 MiB gets all of it and then EOF; afterwards the port refuses clients.
+TEST_P(ModeTest, GracefulStopFlushesAndThenRefuses) {
+    ServerConfig cfg = config(2);
+    cfg.worker.high_water = 16 << 20;
+    RunningServer srv(cfg);
+    std::mt19937_64 rng(9);
+    std::string payload = random_bytes(rng, 1 << 20);
+    UniqueFd fd = connect_blocking(srv.port());
+    send_all(fd.get(), payload);
+    while (total(srv.server(), &WorkerStats::bytes_read) < payload.size()) std::this_thread::yield();
+    srv.stop();  // returns once drained: the reply is in the kernel buffers or already read
+    std::string back = recv_until_eof(fd.get());
+    EXPECT_TRUE(back == payload) << back.size() << " of " << payload.size() << " bytes";
+    EXPECT_THROW(connect_blocking(srv.port()), std::system_error);  // ECONNREFUSED: no listener is left
+}
+
+// An immediate stop while clients are still arriving: every client sees its connection end (EOF or
+// reset), and under ASan nothing leaks, including connections the acceptor registered (direct) whose
+// first event the worker had not taken yet.
+TEST_P(ModeTest, StopNowWhileClientsArriveEndsEveryConnection) {
+    RunningServer srv(config(2));
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < 200; ++i) clients.push_back(connect_tcp("127.0.0.1", srv.port(), false));
+    srv.server().stop_now();
+    srv.stop();
+    for (auto& c : clients) {
+        char b;
+        EXPECT_LE(::recv(c.get(), &b, 1, 0), 0) << "a connection outlived the server";
+    }
+    EXPECT_EQ(total(srv.server(), &WorkerStats::accepted), total(srv.server(), &WorkerStats::closed));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ModeTest,
+                         ::testing::Combine(::testing::ValuesIn(built_backends()),
+                                            ::testing::Values(Mode::direct, Mode::reuseport)),
+                         mode_label);
+
+// Seed 000's sleep(4): a handler that blocks stalls every connection of its worker, and only those.
+// Every request sleeps 1 s before its answer. Round-robin puts a and c on worker 0, b on worker 1.
+// a, c and b send at once: b is answered after its own 1 s sleep, in parallel with a's; c waits for a's
+// sleep and then its own, so it is answered last, about 2 s after it sent.
+TEST(BlockingHandler, StallsOnlyTheConnectionsOfItsWorker) {
+    using clock = std::chrono::steady_clock;
+    ServerConfig cfg;
+    cfg.workers = 2;
+    auto protocol = make_blocking_protocol(make_builtin_protocol("echo"), std::chrono::milliseconds(1000));
+    RunningServer srv(cfg, std::move(protocol));
+    const Server& s = srv.server();
+    auto connect_to = [&](size_t worker, uint64_t expected) {
+        UniqueFd fd = connect_blocking(srv.port());
+        while (s.worker(worker).stats().accepted.get() < expected) std::this_thread::yield();
+        return fd;
+    };
+    UniqueFd a = connect_to(0, 1), b = connect_to(1, 1), c = connect_to(0, 2);
+    auto start = clock::now();
+    send_all(a.get(), "a");
+    while (s.worker(0).stats().bytes_read.get() < 1) std::this_thread::yield();  // worker 0 is now asleep
+    send_all(c.get(), "c");
+    send_all(b.get(), "b");
+    EXPECT_EQ(recv_exact(b.get(), 1), "b");
+    EXPECT_FALSE(readable_within(c.get(), 0)) << "c was answered before b although worker 1 was free";
+    EXPECT_EQ(recv_exact(a.get(), 1), "a");
+    EXPECT_FALSE(readable_within(c.get(), 0)) << "c must wait for its own sleep after a's";
+    EXPECT_EQ(recv_exact(c.get(), 1), "c");
+    EXPECT_GE(clock::now() - start, std::chrono::milliseconds(2000)) << "c's answer took two sleeps";
+}
+
+}  // namespace
