@@ -302,6 +302,48 @@ TEST_P(FaultTest, RequestTimeoutDuringAFastUploadAnswers408AndClosesCleanly) {
     EXPECT_EQ(stats.closed.get(), 2u);
 }
 
+// Lingering close: a client whose upload is over --max-body gets its 413 at once, and the server then
+// reads and discards the rest instead of closing on unread input: the client's sends all succeed, and
+// after its half-close it reads the whole 413 and EOF. (Closing at once resets the connection, and the
+// client's next send fails with ECONNRESET/EPIPE before it ever looks at the answer.)
+TEST_P(FaultTest, OverLimitUploadGets413AndMayFinishSending) {
+    HttpOptions opt;
+    opt.max_body = 64 * 1024;
+    RunningServer srv(config(1), make_http_protocol(opt));  // with linger_ms = 0 the sends below fail
+    UniqueFd fd = connect_blocking(srv.port());
+    const size_t body = 8 << 20;
+    send_all(fd.get(), http::request("POST", "/", "Content-Length: " + std::to_string(body) + "\r\n"));
+    std::string chunk(64 * 1024, 'u');
+    for (size_t sent = 0; sent < body; sent += chunk.size()) send_all(fd.get(), chunk);  // throws on a reset
+    ASSERT_EQ(::shutdown(fd.get(), SHUT_WR), 0);
+    std::string answer = recv_until_eof(fd.get());
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 413")) << answer.substr(0, 80);
+    const WorkerStats& stats = srv.server().worker(0).stats();
+    ASSERT_TRUE(eventually([&] { return stats.closed.get() == 1; }));
+    EXPECT_GE(stats.bytes_read.get(), body);  // the whole upload was read (and discarded)
+    EXPECT_EQ(stats.errors.get(), 0u);
+}
+
+// The linger is bounded: a client that keeps sending after its 413 is cut off once linger_ms has passed.
+TEST_P(FaultTest, LingeringCloseEndsAfterTheLingerTime) {
+    HttpOptions opt;
+    opt.max_body = 1024;
+    ServerConfig cfg = config(1);
+    cfg.worker.linger_ms = 300;
+    RunningServer srv(cfg, make_http_protocol(opt));
+    UniqueFd fd = connect_blocking(srv.port());
+    auto start = std::chrono::steady_clock::now();
+    send_all(fd.get(), http::request("POST", "/", "Content-Length: 100000000000\r\n"));
+    std::string chunk(16 * 1024, 'u');
+    bool cut_off = false;
+    while (!cut_off && std::chrono::steady_clock::now() - start < std::chrono::seconds(20)) {
+        cut_off = ::send(fd.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0;
+    }
+    ASSERT_TRUE(cut_off) << "still accepted input 20 s after the 413";
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));  // the worker clock is coarse
+    ASSERT_TRUE(eventually([&] { return srv.server().worker(0).stats().closed.get() == 1; }));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, FaultTest, ::testing::ValuesIn(built_backends()), backend_label);
 
 }  // namespace

@@ -28,7 +28,7 @@ struct Options {
     std::string log_level = "info";
     kq::HttpOptions http;
     int metrics_port = -1;
-    double idle_timeout = 60, header_timeout = 10, drain_timeout = 10;  // seconds
+    double idle_timeout = 60, header_timeout = 10, drain_timeout = 10, linger = 2;  // seconds
 };
 
 std::string joined(std::span<const std::string_view> names) {
@@ -92,6 +92,10 @@ void add_flags(CLI::App& app, Options& o) {
     app.add_option("--drain-timeout", o.drain_timeout,
                    "On SIGTERM/SIGINT: seconds to finish received requests and flush before closing (a second signal: at once)")
         ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
+    app.add_option("--linger", o.linger,
+                   "Seconds to read and discard a client's input after answering it with a close while it is "
+                   "still sending (lingering close, so it sees the answer, e.g. 413, and not a reset; 0 = off)")
+        ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
     app.add_option("--high-water", s.worker.high_water, "Stop reading a client whose unsent output exceeds these bytes")
         ->check(CLI::Range(size_t{1024}, size_t{1} << 32))->capture_default_str();
     app.add_option("--low-water", s.worker.low_water, "Resume reading it once its unsent output is below these bytes")
@@ -146,6 +150,7 @@ int main(int argc, char** argv) {
     o.server.worker.idle_timeout_ms = to_ms(o.idle_timeout);
     o.server.worker.request_timeout_ms = to_ms(o.header_timeout);
     o.server.worker.drain_timeout_ms = to_ms(o.drain_timeout);
+    o.server.worker.linger_ms = to_ms(o.linger);
     kq::setup_logging(o.log_level);
     kq::parse_backend(o.backend, o.server.worker.backend);
     kq::parse_dispatch(o.dispatch, o.server.dispatch);

@@ -62,10 +62,13 @@ public:
     bool read_paused_ = false;     // backpressure: output above high water
     bool read_pending_ = false;    // input may be waiting that no new edge will announce
     bool queued_ = false;          // on the worker's resume list
+    bool lingering_ = false;       // half-closed by us: input is read and discarded until EOF or the linger ends
     int64_t last_active_ms_ = 0;   // last read or write progress (worker's coarse clock)
     int64_t request_began_ms_ = 0; // when the unfinished request began (valid while on the mid-request list)
     ListHook<Connection> lru_;     // the worker's open connections, least recently active first
     ListHook<Connection> mid_;     // the worker's connections with a request under way, oldest first
+    ListHook<Connection> linger_;  // the worker's lingering connections, oldest first
+    int64_t linger_since_ms_ = 0;
 };
 
 }  // namespace kq

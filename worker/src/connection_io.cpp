@@ -25,6 +25,10 @@ void WorkerLoop::touch(Connection& c) noexcept {
 // EV_CLEAR / EPOLLET: a connection must be drained, or no new edge will come. A short read drains it
 // unless the peer also finished sending (the eof hint): then read on until read() returns 0.
 void WorkerLoop::read_input(Connection& c) {
+    if (c.lingering_) {
+        discard_input(c);
+        return;
+    }
     if (c.peer_eof_ || c.close_after_flush_) return;
     if (c.read_paused_) {
         c.read_pending_ = true;
@@ -138,13 +142,50 @@ void WorkerLoop::flush(Connection& c) {
     if (done > 0) touch(c);
     c.out_.consume(done);
     if (c.out_.empty() && c.close_after_flush_) {
-        close_now(c);
+        finish(c);
         return;
     }
     if (c.read_paused_ && c.out_.size() <= cfg_.low_water) {
         c.read_paused_ = false;
         if (c.read_pending_) schedule_read(c);
     }
+}
+
+// Everything owed is written and the connection is to close. If the client may still be sending,
+// close() would make the kernel answer its unread bytes with a reset, which can destroy the reply still
+// on its way and fails the client's own sends before it reads the answer (a 413 to an upload that goes
+// on). So, as nginx's lingering close: half-close, then read and discard until the client's EOF, for
+// at most linger_ms. Like nginx's "lingering_close auto", only when more input is likely: the session
+// closed mid-request (413, 431, 400) or unread input is known to be waiting; an answered
+// "Connection: close" closes at once. Not from inside a session's call: the read is deferred to the
+// resume list, since the session may still be looking at the scratch buffer.
+void WorkerLoop::finish(Connection& c) {
+    bool more_input_likely = !c.peer_eof_ && (c.read_pending_ || c.session_->mid_request());
+    if (!more_input_likely || cfg_.linger_ms <= 0 || ::shutdown(c.fd(), SHUT_WR) != 0) {
+        close_now(c);
+        return;
+    }
+    c.lingering_ = true;
+    c.read_paused_ = false;
+    c.linger_since_ms_ = now_ms_;
+    lingering_.push_back(c);
+    schedule_read(c);
+}
+
+void WorkerLoop::discard_input(Connection& c) {
+    c.read_pending_ = false;
+    for (size_t reads = 0; reads < cfg_.reads_per_event; ++reads) {
+        ssize_t n = ::read(c.fd(), scratch_.data(), scratch_.size());
+        if (n > 0) {
+            stats_.bytes_read.add(static_cast<uint64_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        close_now(c);  // EOF (the client is done), or a reset: either way nothing is owed
+        return;
+    }
+    schedule_read(c);
 }
 
 }  // namespace kq

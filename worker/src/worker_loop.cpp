@@ -136,7 +136,9 @@ void WorkerLoop::handle(const PollEvent& ev) {
     if (ev.eof) c.eof_hint_ = true;
     if (ev.writable && !c.out_.empty()) flush(c);
     if (!c.closed_ && (ev.readable || ev.eof || ev.error)) read_input(c);
-    if (!c.closed_ && ev.error) {
+    // A lingering connection reads on to the EOF or the error itself: HUP (both sides shut) arrives
+    // with input still unread, and closing on it would reset the connection over that input.
+    if (!c.closed_ && ev.error && !c.lingering_) {
         if (!c.out_.empty()) flush(c);  // reports the socket error, or delivers a last reply
         if (!c.closed_) close_now(c);
     }
@@ -150,6 +152,7 @@ int WorkerLoop::wait_timeout_ms() const {
         deadline = std::min(deadline, open_.front()->last_active_ms_ + cfg_.idle_timeout_ms);
     if (cfg_.request_timeout_ms > 0 && !mid_request_.empty())
         deadline = std::min(deadline, mid_request_.front()->request_began_ms_ + cfg_.request_timeout_ms);
+    if (!lingering_.empty()) deadline = std::min(deadline, lingering_.front()->linger_since_ms_ + cfg_.linger_ms);
     if (draining_) deadline = std::min(deadline, drain_deadline_ms_);
     if (accept_pending_ && accept_paused_until_ms_ > now_ms_) deadline = std::min(deadline, accept_paused_until_ms_);
     if (deadline == INT64_MAX) return -1;
@@ -172,6 +175,8 @@ void WorkerLoop::expire_timeouts() {
             c.session_->on_request_timeout(c);
         }
     }
+    while (!lingering_.empty() && lingering_.front()->linger_since_ms_ + cfg_.linger_ms <= now_ms_)
+        close_now(*lingering_.front());
     if (draining_ && now_ms_ >= drain_deadline_ms_) {
         while (!open_.empty()) close_now(*open_.front());
     }
@@ -200,7 +205,7 @@ bool WorkerLoop::drained() const {
 void WorkerLoop::close_after_flush(Connection& c) {
     if (c.closed_) return;
     c.close_after_flush_ = true;
-    if (c.out_.empty()) close_now(c);
+    if (c.out_.empty()) finish(c);
 }
 
 // Closes the fd at once (which also removes it from the poller) but keeps the object until the batch
@@ -212,6 +217,7 @@ void WorkerLoop::close_now(Connection& c) {
     c.out_.release();
     open_.remove(c);
     mid_request_.remove(c);
+    lingering_.remove(c);
     graveyard_.push_back(&c);
     stats_.closed.add();
     at_limit_ = false;  // reuseport: room for one more

@@ -66,6 +66,8 @@ private:
 
     // connection_io.cpp: reading, writing, backpressure.
     void read_input(Connection& c);
+    void finish(Connection& c);
+    void discard_input(Connection& c);
     void after_data(Connection& c);
     void flush(Connection& c);
     bool write_some(Connection& c, std::span<const char> bytes, size_t& done);
@@ -75,6 +77,7 @@ private:
 
     using OpenList = IntrusiveList<Connection, &Connection::lru_>;
     using MidList = IntrusiveList<Connection, &Connection::mid_>;
+    using LingerList = IntrusiveList<Connection, &Connection::linger_>;
 
     WorkerConfig cfg_;
     Protocol& protocol_;
@@ -92,6 +95,7 @@ private:
     std::vector<Connection*> graveyard_;   // closed during this batch; freed after it
     OpenList open_;                        // open connections, least recently active first
     MidList mid_request_;                  // connections with a request under way, oldest first
+    LingerList lingering_;                 // half-closed connections discarding input, oldest first
 
     // --handoff direct: connections the acceptor registered, and those this worker has taken over.
     std::atomic<uint64_t> direct_registered_{0};

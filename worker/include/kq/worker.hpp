@@ -31,6 +31,7 @@ struct WorkerConfig {
     int idle_timeout_ms = 60'000;      // close a connection with no traffic for this long (0 = never)
     int request_timeout_ms = 10'000;   // a request begun but unfinished this long: on_request_timeout (0 = never)
     int drain_timeout_ms = 10'000;     // graceful stop: connections still owing output are cut after this
+    int linger_ms = 2'000;             // lingering close: read and discard a closing client's input this long (0 = off)
 };
 
 // Events returned per wait, in power-of-two buckets: bucket i counts waits that returned at most 2^i
