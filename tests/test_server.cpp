@@ -1,5 +1,7 @@
 // Integration tests: an in-process kqserver on port 0 driven by real loopback clients, on every backend.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -129,6 +131,41 @@ TEST_P(ServerTest, ClientResetMidStreamAffectsNoOtherConnection) {
     UniqueFd fd = connect_blocking(srv.port());
     send_all(fd.get(), "still here");
     EXPECT_EQ(recv_exact(fd.get(), 10), "still here");
+}
+
+// The server's end of the one connection whose local port is the server's (this process holds both ends).
+int server_side_fd(uint16_t port) {
+    for (int fd = 3; fd < 1024; ++fd) {
+        sockaddr_storage local{}, peer{};
+        socklen_t ll = sizeof local, pl = sizeof peer;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 || local.ss_family != AF_INET) continue;
+        if (ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port) != port) continue;
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) == 0) return fd;  // not the listener
+    }
+    return -1;
+}
+
+int nodelay(int fd) {
+    int on = -1;
+    socklen_t len = sizeof on;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0) return -1;
+    return on;
+}
+
+// TCP_NODELAY costs a setsockopt() per connection; a connection that answers once and closes does not
+// need it (Nagle holds a segment only while earlier data is unacknowledged), so it is set just before
+// a connection's second write.
+TEST_P(ServerTest, TcpNodelayIsSetBeforeTheSecondWriteOnly) {
+    RunningServer srv(config(1));
+    UniqueFd fd = connect_blocking(srv.port());
+    send_all(fd.get(), "a");
+    ASSERT_EQ(recv_exact(fd.get(), 1), "a");
+    int server_fd = server_side_fd(srv.port());
+    ASSERT_GE(server_fd, 0);
+    EXPECT_EQ(nodelay(server_fd), 0) << "one answer so far: no setsockopt yet";
+    send_all(fd.get(), "b");
+    ASSERT_EQ(recv_exact(fd.get(), 1), "b");
+    EXPECT_NE(nodelay(server_fd), 0) << "the second write goes out with Nagle off";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::ValuesIn(built_backends()), backend_label);

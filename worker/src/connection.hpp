@@ -62,6 +62,8 @@ public:
     bool read_paused_ = false;     // backpressure: output above high water
     bool read_pending_ = false;    // input may be waiting that no new edge will announce
     bool queued_ = false;          // on the worker's resume list
+    bool nodelay_pending_ = false; // TCP_NODELAY is still to be set, before the second write
+    bool wrote_ = false;           // a write was attempted (the first one needs no TCP_NODELAY)
     bool lingering_ = false;       // half-closed by us: input is read and discarded until EOF or the linger ends
     int64_t last_active_ms_ = 0;   // last read or write progress (worker's coarse clock)
     int64_t request_began_ms_ = 0; // when the unfinished request began (valid while on the mid-request list)

@@ -1,5 +1,7 @@
 // The worker's I/O on one connection: draining reads (edge-triggered), immediate writes that keep only
 // the unsent tail, backpressure, and the bookkeeping that feeds the time-outs.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -116,6 +118,15 @@ void WorkerLoop::send(Connection& c, std::span<const char> bytes) {
 // A short write means the send buffer is full (the kernel then arms the next WRITE edge), so it stops
 // there instead of paying for a write() that would only return EAGAIN.
 bool WorkerLoop::write_some(Connection& c, std::span<const char> bytes, size_t& done) {
+    // Nagle delays a small segment only while earlier data is unacknowledged, so a connection's first
+    // write never waits: TCP_NODELAY is set just before the second one. A connection that answers once
+    // and closes (ab, HTTP/1.0) saves the setsockopt(), as nginx does by setting it only at keep-alive.
+    if (c.nodelay_pending_ && c.wrote_) {
+        c.nodelay_pending_ = false;
+        int one = 1;
+        ::setsockopt(c.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails only on a dead socket
+    }
+    c.wrote_ = true;
     while (done < bytes.size()) {
         size_t want = bytes.size() - done;
         ssize_t n = ::send(c.fd(), bytes.data() + done, want, kSendFlags);

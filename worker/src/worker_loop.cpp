@@ -8,7 +8,6 @@
 #include <chrono>
 #include <spdlog/spdlog.h>
 
-#include "kq/net.hpp"
 
 namespace kq {
 
@@ -77,21 +76,15 @@ void WorkerLoop::admit(int raw_fd) {
     adopt(*c);
 }
 
-// Any thread (the acceptor's with --handoff direct): what needs no worker state.
+// Any thread (the acceptor's with --handoff direct): what needs no worker state. TCP_NODELAY is set
+// later, before the connection's second write (write_some).
 Connection* WorkerLoop::make_connection(int raw_fd) {
-    UniqueFd fd(raw_fd);
-    if (cfg_.tcp_nodelay) {
-        try {
-            set_nodelay(fd.get(), true);
-        } catch (const std::system_error&) {
-            // A peer that already reset makes this fail; the first read will report it.
-        }
-    }
-    return new Connection(*this, std::move(fd), protocol_.open());
+    return new Connection(*this, UniqueFd(raw_fd), protocol_.open());
 }
 
 // Worker thread: the connection joins this worker's lists and time-outs.
 void WorkerLoop::adopt(Connection& c) {
+    c.nodelay_pending_ = cfg_.tcp_nodelay;
     c.last_active_ms_ = now_ms_;
     open_.push_back(c);
     stats_.accepted.add();
