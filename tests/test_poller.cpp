@@ -825,6 +825,29 @@ std::string backend_test_name(const ::testing::TestParamInfo<kq::Backend>& info)
     return std::string(kq::backend_name(info.param));
 }
 
+// Seed 000's first question: "I could process only one reception at a time, even with a larger event
+// array". A listening socket is one fd, so however many clients are queued it reports one event, and
+// (edge-triggered) no other until a new client arrives: the receiver must accept until EAGAIN.
+TEST_P(PollerConformance, ListeningSocketReportsOneEventForManyQueuedClients) {
+    kq::UniqueFd listener = kq::listen_tcp(kq::ListenOptions{});
+    int tag = 0;
+    poller().add_readonly(listener.get(), &tag);
+    std::vector<kq::UniqueFd> clients;
+    for (int i = 0; i < 5; ++i) clients.push_back(kq::connect_tcp("127.0.0.1", kq::local_port(listener.get()), false));
+    auto ev = wait_once(poller(), kEventTimeoutMs, 64);
+    ASSERT_EQ(ev.size(), 1u) << "one event for five queued clients";
+    EXPECT_EQ(ev[0].udata, &tag);
+    EXPECT_TRUE(ev[0].readable);
+    int accepted = 0;
+    for (int fd; (fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0; ++accepted)
+        ::close(fd);
+    EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK);
+    EXPECT_EQ(accepted, 5) << "the one event stood for all five";
+    EXPECT_TRUE(wait_once(poller(), kQuietMs).empty()) << "drained: no further event until a new client";
+    clients.push_back(kq::connect_tcp("127.0.0.1", kq::local_port(listener.get()), false));
+    EXPECT_EQ(wait_once(poller(), kEventTimeoutMs).size(), 1u) << "a new client is a new edge";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PollerConformance, ::testing::ValuesIn(kq::built_backends()), backend_test_name);
 // A build with no backend at all fails the registry test below instead.
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PollerConformance);

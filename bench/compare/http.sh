@@ -2,6 +2,7 @@
 # kqserver --protocol http against nginx (same body, access_log off), alternating runs, medians:
 #   wrk -t1 -c1000 -d10s keep-alive: requests/s and server CPU µs per request (from /proc);
 #   ab -c 100 -n 50000 (a new connection per request): requests/s.
+# kqserver runs twice: with its acceptor thread (the default) and with --accept reuseport (nginx's model).
 # Usage: bench/compare/http.sh [ROUNDS] [DURATION]   (defaults: 3 rounds, 10s)
 source "$(dirname "$0")/lib.sh"
 rounds=${1:-3}
@@ -9,11 +10,15 @@ duration=${2:-10s}
 prepare
 body='Hello from kqserver\n'
 start_kqserver 18081 --protocol http --workers 2
+kq_acceptor_pid=$kq_pid
+start_kqserver 18082 --protocol http --workers 2 --accept reuseport
 start_nginx 18080 2 "$body"
-declare -A port=([kqserver]=18081 [nginx]=18080) pid=([kqserver]=$kq_pid [nginx]=$ngx_pid)
+servers=(kqserver kqserver-reuseport nginx)
+declare -A port=([kqserver]=18081 [kqserver-reuseport]=18082 [nginx]=18080)
+declare -A pid=([kqserver]=$kq_acceptor_pid [kqserver-reuseport]=$kq_pid [nginx]=$ngx_pid)
 
 for ((r = 1; r <= rounds; r++)); do
-  for s in kqserver nginx; do
+  for s in "${servers[@]}"; do
     before=$(cpu_ticks "${pid[$s]}")
     wrk -t1 -c1000 -d"$duration" "http://127.0.0.1:${port[$s]}/" > "$work/wrk.$s.$r"
     after=$(cpu_ticks "${pid[$s]}")
@@ -28,13 +33,16 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 printf '| server | wrk req/s (median of %d) | server CPU µs/request | ab -c100 -n50000 req/s |\n|---|---|---|---|\n' "$rounds"
-for s in kqserver nginx; do
-  rps=$(awk '{print $1}' "$work/wrk.$s" | median)
-  cpu=$(awk '{print $2}' "$work/wrk.$s" | median)
-  ab=$(median < "$work/ab.$s")
-  printf '| %s | %.0f | %.2f | %.0f |\n' "$s" "$rps" "$cpu" "$ab"
-  eval "${s}_rps=$rps ${s}_cpu=$cpu ${s}_ab=$ab"
+declare -A rps cpu abr
+for s in "${servers[@]}"; do
+  rps[$s]=$(awk '{print $1}' "$work/wrk.$s" | median)
+  cpu[$s]=$(awk '{print $2}' "$work/wrk.$s" | median)
+  abr[$s]=$(median < "$work/ab.$s")
+  printf '| %s | %.0f | %.2f | %.0f |\n' "$s" "${rps[$s]}" "${cpu[$s]}" "${abr[$s]}"
 done
-awk -v a="$kqserver_rps" -v b="$nginx_rps" -v c="$kqserver_cpu" -v d="$nginx_cpu" -v e="$kqserver_ab" -v f="$nginx_ab" \
-  'BEGIN {printf "\nkqserver/nginx: wrk req/s %.2fx, CPU per request %.2fx, ab req/s %.2fx\n", a/b, c/d, e/f}'
-echo "raw runs:"; for s in kqserver nginx; do echo "  $s wrk (req/s cpu_us): $(tr '\n' ' ' < "$work/wrk.$s")  ab: $(tr '\n' ' ' < "$work/ab.$s")"; done
+echo
+for s in kqserver kqserver-reuseport; do
+  awk -v n="$s" -v a="${rps[$s]}" -v b="${rps[nginx]}" -v c="${cpu[$s]}" -v d="${cpu[nginx]}" -v e="${abr[$s]}" \
+    -v f="${abr[nginx]}" 'BEGIN {printf "%s/nginx: wrk req/s %.2fx, CPU per request %.2fx, ab req/s %.2fx\n", n, a/b, c/d, e/f}'
+done
+echo "raw runs:"; for s in "${servers[@]}"; do echo "  $s wrk (req/s cpu_us): $(tr '\n' ' ' < "$work/wrk.$s")  ab: $(tr '\n' ' ' < "$work/ab.$s")"; done
