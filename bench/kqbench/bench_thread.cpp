@@ -106,7 +106,11 @@ void BenchThread::setup_connections() {
 // Runs whatever is due and returns the next time something will be.
 int64_t BenchThread::service(int64_t now) {
     stop_at_ = shared_.stop_at.load(std::memory_order_relaxed);
-    if (now >= stop_at_ && !stopped_) at_stop(now);
+    if (now >= stop_at_ && !stopped_) {
+        // Slots that fell due since the last pass are handed out first, so at_stop() counts them unsent.
+        if (cfg_.rate > 0) service_schedule(now);
+        at_stop(now);
+    }
     int64_t deadline = stop_at_ > now ? stop_at_ : kNever;
     if (now >= next_scan_) {
         scan_timeouts(now);

@@ -16,7 +16,7 @@ namespace {
 // Flags as typed, where they need parsing or cross-checking before they become a Config.
 struct Typed {
     std::string target;
-    std::string duration = "10s", warmup = "0s", timeout = "2s", size = "64";
+    std::string duration = "10s", warmup = "0s", timeout = "2s", size = "64", interval = "0s";
     std::string protocol = "echo", backend = "auto", path, request_file;
     uint64_t reply_size = 0;
 };
@@ -79,6 +79,10 @@ void add_protocol_flags(CLI::App& app, Typed& t, Config& c) {
 
 void add_output_flags(CLI::App& app, Typed& t, Config& c, std::string& json) {
     app.add_option("--json", json, "Also write every figure and both latency histograms to this file (for kqbench merge)");
+    app.add_option("--interval", t.interval,
+                   "Every D, print one line on stderr (terminal or not) with that interval's req/s, p50/p99/max "
+                   "latency (open loop: corrected) and the errors so far, ramp-up and warm-up included; 0 = off")
+        ->check(duration_check());
     app.add_option("--server-pid", c.server_pid,
                    "Report this process's CPU time per request over the measured window (from /proc/PID/stat)")
         ->check(CLI::Range(1, 1 << 30));
@@ -177,6 +181,7 @@ int parse_command_line(int argc, char** argv, CliOptions& out) {
         std::cerr << "kqbench: " << err << " (see --help)\n";
         return 2;
     }
+    out.interval_ns = *parse_duration_ns(t.interval);
     return -1;
 }
 

@@ -3,6 +3,7 @@
 // input file, 2 bad flags.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "kqbench/config.hpp"
@@ -16,6 +17,7 @@ namespace kq::bench {
 struct CliOptions {
     Config cfg;
     std::string json_path;  // --json: also write the report there
+    int64_t interval_ns = 0;  // --interval: a line of figures per interval on stderr (0 = off)
 };
 
 // Fills out from argv. Returns -1 to go on, or the exit status to return at once (0 after --help,

@@ -19,7 +19,6 @@ namespace kq::bench {
 namespace {
 
 using Threads = std::vector<std::unique_ptr<BenchThread>>;
-constexpr int64_t kSecond = 1'000'000'000;
 
 void resolve(RunShared& s) {
     addrinfo hints{};
@@ -73,7 +72,7 @@ std::vector<ThreadPlan> make_plans(const Config& cfg) {
 class Supervisor {
 public:
     Supervisor(RunShared& shared, Threads& threads, const RunHooks& hooks)
-        : shared_(shared), threads_(threads), hooks_(hooks), next_progress_(shared.t0 + kSecond), last_progress_(shared.t0) {}
+        : shared_(shared), threads_(threads), hooks_(hooks), next_progress_(shared.t0 + hooks.progress_every_ns), last_progress_(shared.t0) {}
 
     // Returns when every bench thread has finished.
     void run() {
@@ -127,10 +126,12 @@ private:
         double dt = static_cast<double>(now - last_progress_) / 1e9;
         s.elapsed_s = static_cast<double>(now - shared_.measure_start) / 1e9;
         s.requests_per_s = dt > 0 ? static_cast<double>(ok - last_ok_) / dt : 0;
+        s.p50_us = interval.value_at_percentile(50);
         s.p99_us = interval.value_at_percentile(99);
+        s.max_us = interval.max();
         last_ok_ = ok;
         last_progress_ = now;
-        next_progress_ += kSecond;
+        next_progress_ += hooks_.progress_every_ns;
         hooks_.on_progress(s);
     }
 

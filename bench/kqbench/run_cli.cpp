@@ -43,6 +43,14 @@ void print_progress(const ProgressSample& s) {
     std::fflush(stderr);
 }
 
+// --interval: one self-describing line per interval, for scripts (a soak's per-minute p99).
+void print_interval(const ProgressSample& s) {
+    std::fprintf(stderr, "interval t=%.1fs req/s=%.1f p50_us=%llu p99_us=%llu max_us=%llu errors=%llu\n", s.elapsed_s,
+                 s.requests_per_s, static_cast<unsigned long long>(s.p50_us), static_cast<unsigned long long>(s.p99_us),
+                 static_cast<unsigned long long>(s.max_us), static_cast<unsigned long long>(s.errors));
+    std::fflush(stderr);
+}
+
 bool write_json(const std::string& path, const Report& r) {
     std::ofstream out(path, std::ios::trunc);
     out << to_json(r).dump(1) << "\n";
@@ -66,8 +74,12 @@ int run_main(int argc, char** argv) {
     install_interrupt_handler();
     RunHooks hooks;
     hooks.interrupt = &g_interrupted;
-    const bool live = ::isatty(STDERR_FILENO) == 1;
+    const bool live = opt.interval_ns == 0 && ::isatty(STDERR_FILENO) == 1;
     if (live) hooks.on_progress = print_progress;
+    if (opt.interval_ns > 0) {
+        hooks.on_progress = print_interval;
+        hooks.progress_every_ns = opt.interval_ns;
+    }
     RunResult result;
     try {
         result = run_bench(opt.cfg, hooks);
