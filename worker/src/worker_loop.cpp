@@ -8,7 +8,6 @@
 #include <chrono>
 #include <spdlog/spdlog.h>
 
-
 namespace kq {
 
 WorkerLoop::WorkerLoop(const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats)
