@@ -1,7 +1,6 @@
 // Acceptor loop: accept until EAGAIN, dispatch, hand off; back off on EMFILE instead of spinning.
 #include "kq/acceptor.hpp"
 
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -9,12 +8,13 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
+#include "kq/net.hpp"
+
 namespace kq {
 namespace {
 
 constexpr std::array<std::string_view, 2> kDispatchNames = {"round-robin", "least-connections"};
 constexpr std::array<std::string_view, 2> kHandoffNames = {"queue", "direct"};
-constexpr auto kFdPause = std::chrono::milliseconds(100);   // EMFILE/ENFILE back-off, as nginx does
 constexpr int kPendingRetryMs = 1;                          // a full worker queue drains within a wait
 constexpr int kLimitRetryMs = 10;                           // at --max-connections: re-check this often
 int listen_token;                                           // udata of the listening socket
@@ -94,32 +94,23 @@ void Acceptor::drain_backlog() {
         if (full && !at_limit_) stats_.limit_pauses.add();
         at_limit_ = full;
         if (full) return;
-        int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
+        int fd = -1;
+        switch (accept_client(listen_fd_.get(), fd)) {
+        case AcceptResult::accepted:
             stats_.accepted.add();
             if (!hand_off(fd)) pending_.push_back(fd);
             continue;
-        }
-        switch (errno) {
-        case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-        case EWOULDBLOCK:
-#endif
-            return;
-        case EINTR:
-        case ECONNABORTED:  // the client gave up while queued
-        case EPROTO:
+        case AcceptResult::retry:
             continue;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
+        case AcceptResult::drained:
+            return;
+        case AcceptResult::out_of_fds:
             // Never spin: leave the clients in the kernel backlog and retry after a pause.
             stats_.accept_pauses.add();
-            spdlog::warn("accept4: {}; pausing accepts for {} ms", std::strerror(errno), kFdPause.count());
-            paused_until_ = std::chrono::steady_clock::now() + kFdPause;
+            spdlog::warn("accept4: {}; pausing accepts for {} ms", std::strerror(errno), kAcceptPauseMs);
+            paused_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptPauseMs);
             return;
-        default:
+        case AcceptResult::failed:
             stats_.accept_errors.add();
             spdlog::error("accept4: {}", std::strerror(errno));
             return;

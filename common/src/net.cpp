@@ -121,4 +121,27 @@ void close_with_reset(UniqueFd fd) {
     fd.reset();
 }
 
+AcceptResult accept_client(int listen_fd, int& fd) noexcept {
+    fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return AcceptResult::accepted;
+    switch (errno) {
+    case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+    case EWOULDBLOCK:
+#endif
+        return AcceptResult::drained;
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+        return AcceptResult::retry;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        return AcceptResult::out_of_fds;
+    default:
+        return AcceptResult::failed;
+    }
+}
+
 }  // namespace kq

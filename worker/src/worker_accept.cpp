@@ -2,18 +2,13 @@
 // kernel spreads new connections over the workers and no acceptor thread or hand-off is involved.
 // The same rules as the acceptor's: accept until EAGAIN (edge-triggered), stop at the connection limit
 // and leave clients in the backlog, pause on EMFILE instead of spinning.
-#include <sys/socket.h>
-
-#include <cerrno>
 #include <cstring>
 #include <spdlog/spdlog.h>
 
+#include "kq/net.hpp"
 #include "worker_loop.hpp"
 
 namespace kq {
-namespace {
-constexpr int64_t kFdPauseMs = 100;  // EMFILE/ENFILE back-off, as the acceptor's
-}  // namespace
 
 void WorkerLoop::listen_on(UniqueFd listener, size_t max_connections) {
     listener_ = std::move(listener);
@@ -37,31 +32,22 @@ void WorkerLoop::accept_clients() {
             at_limit_ = true;  // cleared by the next close
             return;
         }
-        int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
+        int fd = -1;
+        switch (accept_client(listener_.get(), fd)) {
+        case AcceptResult::accepted:
             admit(fd);
             continue;
-        }
-        switch (errno) {
-        case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-        case EWOULDBLOCK:
-#endif
-            accept_pending_ = false;  // drained: the next client brings a new edge
-            return;
-        case EINTR:
-        case ECONNABORTED:
-        case EPROTO:
+        case AcceptResult::retry:
             continue;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            stats_.accept_pauses.add();
-            spdlog::warn("worker accept4: {}; pausing accepts for {} ms", std::strerror(errno), kFdPauseMs);
-            accept_paused_until_ms_ = now_ms_ + kFdPauseMs;
+        case AcceptResult::drained:
+            accept_pending_ = false;  // the next client brings a new edge
             return;
-        default:
+        case AcceptResult::out_of_fds:
+            stats_.accept_pauses.add();
+            spdlog::warn("worker accept4: {}; pausing accepts for {} ms", std::strerror(errno), kAcceptPauseMs);
+            accept_paused_until_ms_ = now_ms_ + kAcceptPauseMs;
+            return;
+        case AcceptResult::failed:
             stats_.accept_errors.add();
             spdlog::error("worker accept4: {}", std::strerror(errno));
             accept_pending_ = false;
