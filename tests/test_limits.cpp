@@ -64,18 +64,7 @@ TEST(Limits, MaxConnectionsQueuesNewClientsUntilOneCloses) {
     cfg.workers = 2;
     cfg.max_connections = 3;
     RunningServer srv(cfg);
-    std::vector<UniqueFd> first;
-    for (int i = 0; i < 3; ++i) {
-        first.push_back(connect_blocking(srv.port()));
-        send_all(first.back().get(), "a");
-        ASSERT_EQ(recv_exact(first.back().get(), 1), "a");
-    }
-    UniqueFd fourth = connect_blocking(srv.port());  // the kernel completes the handshake
-    send_all(fourth.get(), "b");
-    EXPECT_FALSE(readable_within(fourth.get(), 300)) << "served beyond --max-connections";
-    first[0].reset();
-    EXPECT_EQ(recv_exact(fourth.get(), 1), "b");
-    EXPECT_GE(srv.server().accept_totals().limit_pauses, 1u);
+    expect_limit_queues_next_client(srv, 3);
 }
 
 // Graceful stop: a client that has sent 2 MiB and not yet read any reply still gets every byte back,

@@ -46,14 +46,7 @@ uint64_t total(const Server& s, const Counter WorkerStats::*field) {
 // and the accept counters agree with the workers'.
 TEST_P(ModeTest, TwoHundredEchoStreamsAreByteExactAndSpread) {
     RunningServer srv(config(2));
-    std::mt19937_64 rng(6);
-    std::uniform_int_distribution<size_t> size(1, 64 * 1024), count(1, 3);
-    std::vector<EchoStream> streams(200);
-    for (size_t i = 0; i < streams.size(); ++i) {
-        streams[i].fd = connect_tcp("127.0.0.1", srv.port(), true);
-        streams[i].pipelined = (i % 2 == 0);
-        for (size_t k = count(rng); k > 0; --k) streams[i].payloads.push_back(random_bytes(rng, size(rng)));
-    }
+    std::vector<EchoStream> streams = random_echo_streams(srv.port(), 200, 64 * 1024, 3, 2, 6);
     ASSERT_TRUE(drive_echo(streams, 60'000)) << "some streams did not finish";
     uint64_t sent = 0;
     for (auto& s : streams) {
@@ -85,18 +78,7 @@ TEST_P(ModeTest, MaxConnectionsQueuesTheThirdClient) {
     ServerConfig cfg = config(1);
     cfg.max_connections = 2;
     RunningServer srv(cfg);
-    std::vector<UniqueFd> first;
-    for (int i = 0; i < 2; ++i) {
-        first.push_back(connect_blocking(srv.port()));
-        send_all(first.back().get(), "a");
-        ASSERT_EQ(recv_exact(first.back().get(), 1), "a");
-    }
-    UniqueFd third = connect_blocking(srv.port());
-    send_all(third.get(), "b");
-    EXPECT_FALSE(readable_within(third.get(), 300)) << "served beyond --max-connections";
-    first[0].reset();
-    EXPECT_EQ(recv_exact(third.get(), 1), "b");
-    EXPECT_GE(srv.server().accept_totals().limit_pauses, 1u);
+    expect_limit_queues_next_client(srv, 2);
 }
 
 // Graceful stop: a client owed 1 MiB gets all of it and then EOF; afterwards the port refuses clients.

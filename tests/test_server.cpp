@@ -20,15 +20,7 @@ using ServerTest = BackendTest;
 // pipeline every payload without waiting. Every byte that comes back is compared with what was sent.
 TEST_P(ServerTest, TwoHundredConcurrentEchoStreamsAreByteExact) {
     RunningServer srv(config(2));
-    std::mt19937_64 rng(2026);
-    std::uniform_int_distribution<size_t> size(1, 256 * 1024), count(1, 4);
-    std::vector<EchoStream> streams(200);
-    for (size_t i = 0; i < streams.size(); ++i) {
-        auto& s = streams[i];
-        s.fd = connect_tcp("127.0.0.1", srv.port(), true);
-        s.pipelined = (i % 3 == 0);
-        for (size_t k = count(rng); k > 0; --k) s.payloads.push_back(random_bytes(rng, size(rng)));
-    }
+    std::vector<EchoStream> streams = random_echo_streams(srv.port(), 200, 256 * 1024, 4, 3, 2026);
     ASSERT_TRUE(drive_echo(streams, 60'000)) << "some streams did not finish";
     size_t total = 0;
     for (auto& s : streams) {

@@ -65,4 +65,33 @@ bool drive_echo(std::vector<EchoStream>& streams, int timeout_ms) {
     return false;
 }
 
+std::vector<EchoStream> random_echo_streams(uint16_t port, size_t count, size_t max_size, size_t max_payloads,
+                                            size_t pipeline_every, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<size_t> size(1, max_size), payloads(1, max_payloads);
+    std::vector<EchoStream> streams(count);
+    for (size_t i = 0; i < count; ++i) {
+        auto& s = streams[i];
+        s.fd = connect_tcp("127.0.0.1", port, true);
+        s.pipelined = (i % pipeline_every == 0);
+        for (size_t k = payloads(rng); k > 0; --k) s.payloads.push_back(random_bytes(rng, size(rng)));
+    }
+    return streams;
+}
+
+void expect_limit_queues_next_client(RunningServer& srv, int limit) {
+    std::vector<UniqueFd> first;
+    for (int i = 0; i < limit; ++i) {
+        first.push_back(connect_blocking(srv.port()));
+        send_all(first.back().get(), "a");
+        ASSERT_EQ(recv_exact(first.back().get(), 1), "a");
+    }
+    UniqueFd next = connect_blocking(srv.port());  // the kernel completes the handshake
+    send_all(next.get(), "b");
+    EXPECT_FALSE(readable_within(next.get(), 300)) << "served beyond --max-connections";
+    first[0].reset();
+    EXPECT_EQ(recv_exact(next.get(), 1), "b");
+    EXPECT_GE(srv.server().accept_totals().limit_pauses, 1u);
+}
+
 }  // namespace kq::test

@@ -125,6 +125,11 @@ inline std::string recv_until_eof(int fd) {
     }
 }
 
+// An echo server started with --max-connections = limit: `limit` clients are served, the next one
+// waits in the kernel backlog (no answer within 300 ms) and is served as soon as one of the first
+// closes; the server counted at least one limit pause.
+void expect_limit_queues_next_client(RunningServer& srv, int limit);
+
 // Random bytes, eight per generator call (the per-byte loop dominates the sanitizer runs otherwise).
 inline std::string random_bytes(std::mt19937_64& rng, size_t n) {
     std::string s(n + 8, '\0');
@@ -144,6 +149,12 @@ struct EchoStream {
     std::string sent, received;
     size_t next_payload = 0, send_offset = 0;
 };
+
+// count non-blocking connections to 127.0.0.1:port, each with 1..max_payloads random payloads of
+// 1..max_size bytes (from a generator seeded with seed); every pipeline_every-th one, starting with
+// the first, pipelines its payloads.
+std::vector<EchoStream> random_echo_streams(uint16_t port, size_t count, size_t max_size, size_t max_payloads,
+                                            size_t pipeline_every, uint64_t seed);
 
 // Drives many non-blocking echo connections from one thread with poll(): sends each stream's payloads
 // (pipelined or one round trip at a time), reads replies concurrently so neither side can block, and
