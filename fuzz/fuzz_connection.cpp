@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -38,7 +39,8 @@ constexpr size_t kClients = 4;
 constexpr size_t kMaxActions = 64;
 constexpr size_t kByteBudget = 512 * 1024;  // bytes sent per input: keeps one input to milliseconds
 constexpr int kClientBuffer = 4096;
-constexpr auto kDeadline = std::chrono::seconds(10);  // for what must happen promptly; generous for CI load
+constexpr int kDeadlineMs = 10000;   // for what must happen promptly; generous for CI load
+constexpr auto kDeadline = std::chrono::milliseconds(kDeadlineMs);
 
 [[noreturn]] void violated(const char* what) {
     std::fprintf(stderr, "fuzz_connection: invariant violated: %s\n", what);
@@ -122,8 +124,15 @@ kq::UniqueFd connect_small(uint16_t port) {
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    check(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "connect() to the server failed");
+    // Non-blocking, then waited for: libFuzzer's SIGALRM (every timeout/2 + 1 s, no SA_RESTART) would
+    // make a blocking connect() that had to wait fail with EINTR, as it once did in CI.
     kq::set_nonblocking(fd.get(), true);
+    int err = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) err = kq::wait_connected(fd.get(), kDeadlineMs);
+    if (err != 0) {
+        std::fprintf(stderr, "fuzz_connection: connect(): %s\n", std::strerror(err));
+        violated("connect() to the server failed");
+    }
     return fd;
 }
 

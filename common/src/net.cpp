@@ -6,9 +6,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <system_error>
@@ -75,10 +77,35 @@ UniqueFd connect_tcp(const std::string& host, uint16_t port, bool nonblocking) {
             continue;
         }
         if (::connect(fd.get(), a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) return fd;
+        // A signal handler without SA_RESTART (libFuzzer's SIGALRM, say) interrupts a blocking connect
+        // that had to wait; the handshake goes on in the kernel, so wait for its outcome.
+        if (errno == EINTR && !nonblocking && (errno = wait_connected(fd.get(), -1)) == 0) return fd;
         last_errno = errno;
     }
     errno = last_errno;
     throw_errno("connect " + host + ":" + std::to_string(port));
+}
+
+int wait_connected(int fd, int timeout_ms) noexcept {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        int wait_ms = -1;
+        if (timeout_ms >= 0) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+            if (left <= 0) return ETIMEDOUT;
+            wait_ms = static_cast<int>(left);
+        }
+        pollfd p{fd, POLLOUT, 0};
+        int n = ::poll(&p, 1, wait_ms);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        if (n == 0) continue;  // the deadline check above ends it
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+        return err;
+    }
 }
 
 uint16_t local_port(int fd) {

@@ -18,8 +18,13 @@ struct ListenOptions {
 // Resolves host (numeric or name, IPv4 or IPv6), binds with SO_REUSEADDR, listens; non-blocking, close-on-exec.
 // Throws std::system_error naming the failing call.
 UniqueFd listen_tcp(const ListenOptions& opt);
-// Non-blocking connect to host:port; returns the fd with the connect possibly still in progress.
+// Connects to host:port. nonblocking: returns the fd with the connect possibly still in progress.
+// Blocking: returns once connected; a signal that interrupts connect() does not fail it (see below).
 UniqueFd connect_tcp(const std::string& host, uint16_t port, bool nonblocking);
+// Waits for a connect() in progress (EINPROGRESS, or EINTR from a blocking connect, after which the
+// kernel goes on connecting and a second connect() would only say EALREADY), retrying poll() when a
+// signal interrupts it. Returns 0 once connected, else the connect's errno (ETIMEDOUT after timeout_ms).
+int wait_connected(int fd, int timeout_ms) noexcept;
 // The port a bound socket listens on, and "host:port" for printing.
 uint16_t local_port(int fd);
 std::string local_address(int fd);
