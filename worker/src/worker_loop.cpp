@@ -61,18 +61,25 @@ void WorkerLoop::admit_new() {
     mailbox_.drain([this](int fd) { admit(fd); });
 }
 
-// Queue hand-off and reuseport: build, register and adopt on this thread.
+// Queue hand-off and reuseport: build, adopt, read, then register, all on this thread. The first request
+// has usually arrived by the time the worker takes the connection (the client sends right after its
+// handshake), so it is read at once instead of after a wait that would only report it. A connection
+// that this first read serves completely and closes (HTTP/1.0, ab) is never registered at all: no
+// epoll_ctl, no wake-up. Registering afterwards loses nothing: adding an fd to epoll or kqueue reports
+// whatever it is ready for at that moment (input that came after the read, room to write), which is the
+// edge a registration made before the read would have reported.
 void WorkerLoop::admit(int raw_fd) {
     Connection* c = make_connection(raw_fd);
+    adopt(*c);
+    read_input(*c);
+    if (c->closed_) return;  // answered and closed, or failed: freed by reap()
     try {
         poller_->add(c->fd(), c);  // the only registration call this connection ever costs
     } catch (const std::system_error& e) {
         spdlog::warn("worker: cannot register fd {}: {}", c->fd(), e.what());
         stats_.errors.add();
-        delete c;
-        return;
+        close_now(*c);
     }
-    adopt(*c);
 }
 
 // Any thread (the acceptor's with --handoff direct): what needs no worker state. TCP_NODELAY is set
