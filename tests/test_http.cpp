@@ -7,6 +7,7 @@
 #include <cmath>
 #include <ctime>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kq/http.hpp"
@@ -106,6 +107,60 @@ TEST_P(HttpTest, Http10WithKeepAliveStaysOpen) {
     c.send(request("GET", "/", "", "HTTP/1.0"));  // and without it, the connection ends
     EXPECT_EQ(c.read().header("connection"), "close");
     EXPECT_TRUE(c.closed_by_server());
+}
+
+// --defer-accept (TCP_DEFER_ACCEPT): the kernel holds a silent client instead of handing it to accept();
+// its first bytes bring it to a worker, which reads them at once and registers the connection only if it
+// stays open. Here the first bytes are half a request, so the worker must register after that read and
+// serve the rest when it comes; then an HTTP/1.0 request that arrives whole is answered and closed
+// without ever being registered. With the acceptor and with reuseport (each worker's own listener).
+TEST_P(HttpTest, DeferredAcceptServesAHalfRequestWhenTheRestArrives) {
+    for (AcceptMode mode : {AcceptMode::acceptor, AcceptMode::reuseport}) {
+        SCOPED_TRACE(mode == AcceptMode::acceptor ? "acceptor" : "reuseport");
+        ServerConfig cfg;
+        cfg.workers = 2;
+        cfg.accept = mode;
+        cfg.worker.backend = GetParam();
+        cfg.listen.defer_accept_s = 30;  // far longer than the test: a silent client is never accepted
+        RunningServer srv(cfg, make_http_protocol({}));
+        auto total = [&](Counter WorkerStats::*counter) {
+            uint64_t sum = 0;
+            for (size_t i = 0; i < srv.server().worker_count(); ++i) sum += (srv.server().worker(i).stats().*counter).get();
+            return sum;
+        };
+        auto wait_for = [&](Counter WorkerStats::*counter, uint64_t want) {
+            auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+            while (total(counter) < want && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+            return total(counter);
+        };
+
+        Client c(srv.port());
+        // Silent: no worker gets it. Without TCP_DEFER_ACCEPT it would be accepted within microseconds,
+        // so 300 ms of observation is ample (this is watching for an absence, not a synchronisation).
+        auto watch_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+        while (std::chrono::steady_clock::now() < watch_until && total(&WorkerStats::accepted) == 0)
+            std::this_thread::yield();
+        ASSERT_EQ(total(&WorkerStats::accepted), 0u) << "a client that sent nothing was accepted";
+
+        const std::string head = "GET / HTTP/1.1\r\nHost: kq\r\n";  // the blank line is still to come
+        c.send(head);
+        ASSERT_EQ(wait_for(&WorkerStats::accepted, 1), 1u) << "its first bytes did not bring it to a worker";
+        ASSERT_GE(wait_for(&WorkerStats::bytes_read, head.size()), head.size());
+        c.send("\r\n");
+        Response r = c.read();
+        ASSERT_EQ(r.status, 200);
+        EXPECT_EQ(r.body, kRootBody);
+        EXPECT_EQ(c.get("/bytes/3").body, "xxx") << "the registered connection serves the next request too";
+
+        Client once(srv.port());
+        once.send(request("GET", "/", "", "HTTP/1.0"));
+        Response r10 = once.read();
+        ASSERT_EQ(r10.status, 200);
+        EXPECT_EQ(r10.body, kRootBody);
+        EXPECT_TRUE(once.closed_by_server());
+        EXPECT_EQ(wait_for(&WorkerStats::closed, 1), 1u) << "only the HTTP/1.0 connection closed";
+        EXPECT_EQ(total(&WorkerStats::accepted), 2u);
+    }
 }
 
 // HEAD answers carry the length the body would have and no body: were one sent, the GET pipelined

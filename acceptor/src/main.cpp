@@ -25,6 +25,7 @@ struct Options {
     std::string handoff = "queue";
     std::string accept = "acceptor";
     int block_ms = 0;
+    std::string defer_accept = "auto";
     std::string log_level = "info";
     kq::HttpOptions http;
     int metrics_port = -1;
@@ -69,6 +70,13 @@ void add_flags(CLI::App& app, Options& o) {
         ->check(CLI::Range(0, 60'000))->capture_default_str();
     app.add_option("--batch", s.worker.batch, "Events a worker takes per wait (a batch bound, not a socket limit)")
         ->check(CLI::Range(1, 65536))->capture_default_str();
+    app.add_option("--defer-accept", o.defer_accept,
+                   "auto | SECONDS: accept a client only once its first bytes have arrived (TCP_DEFER_ACCEPT, "
+                   "Linux), so the worker reads and answers it at once and a connection that closes after one "
+                   "answer never enters the poller; a silent client is accepted after about SECONDS. 0 = accept "
+                   "at once. auto = 1 for http (a client sends its request right after connecting), 0 for the "
+                   "others (their clients may hold silent connections)")
+        ->check(CLI::IsMember(std::vector<std::string>{"auto"}) | CLI::Range(0, 3600))->capture_default_str();
     app.add_option("--backlog", s.listen.backlog, "listen() backlog (the kernel caps it at net.core.somaxconn)")
         ->check(CLI::Range(1, 1 << 20))->capture_default_str();
     app.add_option("--tcp-nodelay", s.worker.tcp_nodelay, "Disable Nagle on client sockets (true|false)")
@@ -151,6 +159,7 @@ int main(int argc, char** argv) {
     o.server.worker.request_timeout_ms = to_ms(o.header_timeout);
     o.server.worker.drain_timeout_ms = to_ms(o.drain_timeout);
     o.server.worker.linger_ms = to_ms(o.linger);
+    o.server.listen.defer_accept_s = o.defer_accept == "auto" ? (o.protocol == "http" ? 1 : 0) : std::stoi(o.defer_accept);
     kq::setup_logging(o.log_level);
     kq::parse_backend(o.backend, o.server.worker.backend);
     kq::parse_dispatch(o.dispatch, o.server.dispatch);
@@ -180,6 +189,7 @@ int main(int argc, char** argv) {
         try {
             kq::ListenOptions mo = o.server.listen;
             mo.port = static_cast<uint16_t>(o.metrics_port);
+            mo.defer_accept_s = 0;
             metrics = std::make_unique<kq::MetricsServer>(*server, mo);
         } catch (const std::exception& e) {
             std::cerr << "kqserver: --metrics-port " << o.metrics_port << ": " << e.what() << "\n";
@@ -189,9 +199,10 @@ int main(int argc, char** argv) {
     std::printf("listening %s\n", server->address().c_str());
     if (metrics) std::printf("metrics %s\n", metrics->address().c_str());
     std::fflush(stdout);
-    spdlog::info("kqserver {}: backend {}, {} workers, accept {}, dispatch {}, handoff {}, protocol {}, batch {}{}",
+    spdlog::info("kqserver {}: backend {}, {} workers, accept {}, dispatch {}, handoff {}, protocol {}, batch {}, "
+                 "defer-accept {} s{}",
                  server->address(), kq::backend_name(server->backend()), server->worker_count(), o.accept,
-                 o.dispatch, o.handoff, o.protocol, o.server.worker.batch,
+                 o.dispatch, o.handoff, o.protocol, o.server.worker.batch, o.server.listen.defer_accept_s,
                  o.block_ms > 0 ? fmt::format(", blocking {} ms per read", o.block_ms) : std::string());
 
     std::thread signals = start_signal_thread(*server, set);

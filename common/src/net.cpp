@@ -60,6 +60,10 @@ UniqueFd listen_tcp(const ListenOptions& opt) {
             continue;
         }
         if (::listen(fd.get(), opt.backlog) != 0) throw_errno("listen");
+#ifdef TCP_DEFER_ACCEPT
+        if (opt.defer_accept_s > 0)
+            set_int_option(fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, opt.defer_accept_s, "TCP_DEFER_ACCEPT");
+#endif
         return fd;
     }
     errno = last_errno;

@@ -13,6 +13,10 @@ struct ListenOptions {
     uint16_t port = 0;  // 0 = ephemeral
     int backlog = 4096;
     bool reuse_port = false;
+    // TCP_DEFER_ACCEPT (Linux): a client reaches accept() only once its first bytes have arrived, or
+    // after about this many seconds of silence. Only for protocols where the client speaks first.
+    // 0 = off. Elsewhere it is ignored (it changes when a connection is accepted, never what it sees).
+    int defer_accept_s = 0;
 };
 
 // Resolves host (numeric or name, IPv4 or IPv6), binds with SO_REUSEADDR, listens; non-blocking, close-on-exec.
