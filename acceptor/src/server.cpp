@@ -33,6 +33,8 @@ Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol)
     UniqueFd listen_fd = listen_tcp(listen);
     port_ = local_port(listen_fd.get());
     address_ = local_address(listen_fd.get());
+    // With TCP_DEFER_ACCEPT a connection is accepted once its first bytes are there: read them at once.
+    if (listen.defer_accept_s > 0) cfg_.worker.read_on_admit = true;
     std::vector<WorkerLink> links;
     for (int i = 0; i < n; ++i) {
         workers_.push_back(std::make_unique<Worker>(i, cfg_.worker, *protocol_));

@@ -61,17 +61,17 @@ void WorkerLoop::admit_new() {
     mailbox_.drain([this](int fd) { admit(fd); });
 }
 
-// Queue hand-off and reuseport: build, adopt, read, then register, all on this thread. The first request
-// has usually arrived by the time the worker takes the connection (the client sends right after its
-// handshake), so it is read at once instead of after a wait that would only report it. A connection
-// that this first read serves completely and closes (HTTP/1.0, ab) is never registered at all: no
-// epoll_ctl, no wake-up. Registering afterwards loses nothing: adding an fd to epoll or kqueue reports
-// whatever it is ready for at that moment (input that came after the read, room to write), which is the
-// edge a registration made before the read would have reported.
+// Queue hand-off and reuseport: build, adopt, then register, all on this thread. With read_on_admit (the
+// listener defers accepts until a client's first bytes arrive) the connection is read first, instead of
+// after a wait that would only report what is already there, and registered only if it is still open:
+// one answered and closed on that read (HTTP/1.0, ab) costs no epoll_ctl and no wake-up. Registering
+// after the read loses nothing: adding an fd to epoll or kqueue reports whatever it is ready for at that
+// moment (input that came after the read, room to write), the edge an earlier registration would have
+// reported. Without deferred accepts the client has usually not sent yet, so that read would be wasted.
 void WorkerLoop::admit(int raw_fd) {
     Connection* c = make_connection(raw_fd);
     adopt(*c);
-    read_input(*c);
+    if (cfg_.read_on_admit) read_input(*c);
     if (c->closed_) return;  // answered and closed, or failed: freed by reap()
     try {
         poller_->add(c->fd(), c);  // the only registration call this connection ever costs

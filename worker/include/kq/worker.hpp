@@ -32,6 +32,9 @@ struct WorkerConfig {
     int request_timeout_ms = 10'000;   // a request begun but unfinished this long: on_request_timeout (0 = never)
     int drain_timeout_ms = 10'000;     // graceful stop: connections still owing output are cut after this
     int linger_ms = 2'000;             // lingering close: read and discard a closing client's input this long (0 = off)
+    // Read a new connection before registering it: worth it when its first bytes are known to be there
+    // (the Server sets it when the listener defers accepts); otherwise that read mostly finds nothing.
+    bool read_on_admit = false;
 };
 
 // Events returned per wait, in power-of-two buckets: bucket i counts waits that returned at most 2^i
