@@ -29,14 +29,16 @@ start_kqserver() {
   until grep -q listening "$work/kq.out" 2>/dev/null; do sleep 0.05; done
 }
 
-# start_nginx PORT WORKERS BODY: `return 200` with BODY, access_log off; sets ngx_pid (the master).
+# start_nginx PORT WORKERS BODY [LISTEN_FLAGS]: `return 200` with BODY, access_log off; sets ngx_pid (the
+# master). LISTEN_FLAGS are added to the listen directive (e.g. deferred). Several may run at once.
 start_nginx() {
-  local port=$1 workers=$2 body=$3
-  mkdir -p "$work/ngx"
-  cat > "$work/ngx/nginx.conf" <<CONF
+  local port=$1 workers=$2 body=$3 flags=${4:-}
+  local dir="$work/ngx.$port"
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<CONF
 worker_processes $workers;
-pid $work/ngx/nginx.pid;
-error_log $work/ngx/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 daemon off;
 worker_rlimit_nofile 20000;
 events { worker_connections 20000; }
@@ -44,25 +46,28 @@ http {
   access_log off;
   keepalive_requests 1000000;
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port backlog=4096 $flags;
     location / { default_type text/plain; return 200 "$body"; }
   }
 }
 CONF
-  nginx -c "$work/ngx/nginx.conf" &
+  nginx -c "$dir/nginx.conf" &
   ngx_pid=$!
   pids+=("$ngx_pid")
   until curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; do sleep 0.05; done
 }
 
-# cpu_ticks PID: user+system clock ticks of PID and all its children processes (nginx workers).
-cpu_ticks() {
-  local total=0 p
+# cpu_user_sys PID: "USER SYSTEM" clock ticks of PID and all its children processes (nginx workers).
+cpu_user_sys() {
+  local user=0 sys=0 p u s
   for p in $1 $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    read -r u s < <(awk '{print $14, $15}' "/proc/$p/stat")
+    user=$((user + u)); sys=$((sys + s))
   done
-  echo "$total"
+  echo "$user $sys"
 }
+# cpu_ticks PID: their sum.
+cpu_ticks() { local u s; read -r u s < <(cpu_user_sys "$1"); echo $((u + s)); }
 
 # median of the numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
