@@ -11,11 +11,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "http_simple.hpp"
 #include "kq/http.hpp"
 
 namespace {
@@ -98,6 +100,54 @@ std::vector<int> reference_methods(std::string_view payload) {
     p.data = &methods;
     http_parser_execute(&p, &s, payload.data(), payload.size());
     return methods;
+}
+
+// The fast path (worker/src/http_simple.hpp) against http-parser: whenever it accepts the start of the
+// payload as one simple request, http-parser, fed exactly those bytes, must complete exactly one request,
+// at their end, with the same method, URL and keep-alive, no body and no upgrade, and a head that its
+// callbacks count within max_header (so --max-header would not have answered 431 on that path).
+struct Reference {
+    int completed = 0, begun = 0;
+    std::string url;
+    size_t counted = 0;  // the head as HttpSession's callbacks count it
+    bool in_field = false;
+};
+
+void check_simple_path(std::string_view payload, size_t max_header) {
+    kq::http::SimpleRequest req;
+    size_t n = kq::http::parse_simple_request(payload, max_header, req);
+    if (n == 0) return;
+    check(n <= payload.size(), "fast path: took more bytes than there are");
+    Reference ref;
+    http_parser_settings s{};
+    s.on_message_begin = [](http_parser* p) { return ++static_cast<Reference*>(p->data)->begun, 0; };
+    s.on_url = [](http_parser* p, const char* at, size_t len) { return static_cast<Reference*>(p->data)->url.append(at, len), 0; };
+    s.on_header_field = [](http_parser* p, const char*, size_t len) {
+        auto& r = *static_cast<Reference*>(p->data);
+        r.counted += len + (r.in_field ? 0 : 4);  // ": " and CRLF once per line, as the session counts
+        r.in_field = true;
+        return 0;
+    };
+    s.on_header_value = [](http_parser* p, const char*, size_t len) {
+        auto& r = *static_cast<Reference*>(p->data);
+        r.counted += len;
+        r.in_field = false;
+        return 0;
+    };
+    s.on_message_complete = [](http_parser* p) { return ++static_cast<Reference*>(p->data)->completed, 0; };
+    http_parser p;
+    http_parser_init(&p, HTTP_REQUEST);
+    p.data = &ref;
+    size_t parsed = http_parser_execute(&p, &s, payload.data(), n);
+    check(HTTP_PARSER_ERRNO(&p) == HPE_OK, "fast path: accepted a request http-parser rejects");
+    check(parsed == n, "fast path: http-parser stopped elsewhere");
+    check(ref.begun == 1 && ref.completed == 1, "fast path: not exactly one complete request to http-parser");
+    check(p.method == (req.head ? HTTP_HEAD : HTTP_GET), "fast path: method differs");
+    check(ref.url == req.url, "fast path: URL differs");
+    check((http_should_keep_alive(&p) != 0) == req.keep_alive, "fast path: keep-alive differs");
+    check(p.upgrade == 0 && (p.flags & (F_CHUNKED | F_CONTENTLENGTH)) == 0, "fast path: upgrade or a body");
+    ref.counted += std::strlen(http_method_str(static_cast<http_method>(p.method))) + ref.url.size() + 14;
+    check(ref.counted <= max_header, "fast path: a head the callbacks would have refused with 431");
 }
 
 // The statuses this server may send and their phrases, written out here rather than taken from the
@@ -292,6 +342,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::unique_ptr<kq::Session> session = protocols[in.preset]->open();
         feed(*session, in, max_route, reply);
     }
+    check_simple_path(in.payload, preset(in.preset).max_header);
     std::vector<int> methods = reference_methods(in.payload);
     std::vector<Response> rs = parse_responses(reply.out(), methods, max_route);
     // The shortest request http-parser completes ("GET / HTTP/1.1\n\n") is 16 bytes; one error answer more.

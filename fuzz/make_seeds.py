@@ -2,7 +2,6 @@
 """Writes the seed corpora fuzz/corpus/http and fuzz/corpus/connection (input formats: the first
 comment of fuzz_http.cpp and fuzz_connection.cpp). Run it after changing a format or to add seeds."""
 import os
-import shutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -76,6 +75,14 @@ HTTP = {
     "incomplete_head_timeout": http_seed("GET / HTTP/1.1\r\nHost: a\r\n", timeout=True),
     "incomplete_body_timeout": http_seed(req("POST / HTTP/1.1", "Content-Length: 10", body="abc"), timeout=True),
     "incomplete_at_eof": http_seed(GET + "GET /by"),
+    # the simple-request fast path (worker/src/http_simple.hpp) and where it hands over to http-parser
+    "simple_connection_tokens": http_seed(req("GET / HTTP/1.1", "connection:CLOSE") + GET),
+    "simple_http10_keep_alive_head": http_seed(req("HEAD /bytes/2?x=%20 HTTP/1.0", "Connection:  Keep-Alive") + GET),
+    "simple_then_chunked": http_seed(GET + req("POST / HTTP/1.1", "Transfer-Encoding: chunked", body="0\r\n\r\n")
+                                     + GET, splits=(20, 120)),
+    "simple_name_prefixes": http_seed(req("GET / HTTP/1.1", "Transfer-Encodingx: a", "Upgrade-Insecure-Requests: 1",
+                                          "Content-Lengthy: 2", "Connections: close")),
+    "simple_at_head_limit": http_seed(req("GET / HTTP/1.1", *("X-H%d: v" % i for i in range(18))), preset=1),
 }
 
 # fuzz_connection: [op][arg] pairs; op bits 0-2 action, bits 4-5 client slot.
@@ -103,9 +110,12 @@ CONNECTION = {
 
 
 def write(dirname, seeds):
+    """Rewrites the generated seeds; the regress-* inputs added by hand (fuzz/README.md) are kept."""
     path = os.path.join(HERE, "corpus", dirname)
-    shutil.rmtree(path, ignore_errors=True)
-    os.makedirs(path)
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if not name.startswith("regress-"):
+            os.remove(os.path.join(path, name))
     for name, data in seeds.items():
         with open(os.path.join(path, name), "wb") as f:
             f.write(data)
