@@ -8,6 +8,7 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
+#include "enum_names.hpp"
 #include "kq/net.hpp"
 
 namespace kq {
@@ -21,23 +22,10 @@ int listen_token;                                           // udata of the list
 
 }  // namespace
 
-bool parse_dispatch(std::string_view text, Dispatch& out) {
-    if (text == kDispatchNames[0]) out = Dispatch::round_robin;
-    else if (text == kDispatchNames[1]) out = Dispatch::least_connections;
-    else return false;
-    return true;
-}
-
-std::string_view dispatch_name(Dispatch d) { return kDispatchNames[static_cast<size_t>(d)]; }
-
-bool parse_handoff(std::string_view text, Handoff& out) {
-    if (text == kHandoffNames[0]) out = Handoff::queue;
-    else if (text == kHandoffNames[1]) out = Handoff::direct;
-    else return false;
-    return true;
-}
-
-std::string_view handoff_name(Handoff h) { return kHandoffNames[static_cast<size_t>(h)]; }
+bool parse_dispatch(std::string_view text, Dispatch& out) { return parse_enum_name(kDispatchNames, text, out); }
+std::string_view dispatch_name(Dispatch d) { return enum_name(kDispatchNames, d); }
+bool parse_handoff(std::string_view text, Handoff& out) { return parse_enum_name(kHandoffNames, text, out); }
+std::string_view handoff_name(Handoff h) { return enum_name(kHandoffNames, h); }
 
 Acceptor::Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend,
                    size_t max_connections, Handoff handoff)

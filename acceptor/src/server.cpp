@@ -9,19 +9,15 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
+#include "enum_names.hpp"
+
 namespace kq {
 namespace {
 constexpr std::array<std::string_view, 2> kAcceptNames = {"acceptor", "reuseport"};
 }  // namespace
 
-bool parse_accept_mode(std::string_view text, AcceptMode& out) {
-    if (text == kAcceptNames[0]) out = AcceptMode::acceptor;
-    else if (text == kAcceptNames[1]) out = AcceptMode::reuseport;
-    else return false;
-    return true;
-}
-
-std::string_view accept_mode_name(AcceptMode m) { return kAcceptNames[static_cast<size_t>(m)]; }
+bool parse_accept_mode(std::string_view text, AcceptMode& out) { return parse_enum_name(kAcceptNames, text, out); }
+std::string_view accept_mode_name(AcceptMode m) { return enum_name(kAcceptNames, m); }
 
 Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol)
     : cfg_(cfg), protocol_(std::move(protocol)) {
