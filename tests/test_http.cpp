@@ -123,11 +123,7 @@ TEST_P(HttpTest, DeferredAcceptServesAHalfRequestWhenTheRestArrives) {
         cfg.worker.backend = GetParam();
         cfg.listen.defer_accept_s = 30;  // far longer than the test: a silent client is never accepted
         RunningServer srv(cfg, make_http_protocol({}));
-        auto total = [&](Counter WorkerStats::*counter) {
-            uint64_t sum = 0;
-            for (size_t i = 0; i < srv.server().worker_count(); ++i) sum += (srv.server().worker(i).stats().*counter).get();
-            return sum;
-        };
+        auto total = [&](Counter WorkerStats::*counter) { return worker_total(srv.server(), counter); };
         auto wait_for = [&](Counter WorkerStats::*counter, uint64_t want) {
             auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
             while (total(counter) < want && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();

@@ -144,11 +144,7 @@ long long number_before(const std::string& text, const std::string& label) {
     return std::stoll(text.substr(begin, at - begin));
 }
 
-uint64_t accepted(RunningServer& srv) {
-    uint64_t n = 0;
-    for (size_t i = 0; i < srv.server().worker_count(); ++i) n += srv.server().worker(i).stats().accepted.get();
-    return n;
-}
+uint64_t accepted(RunningServer& srv) { return worker_total(srv.server(), &WorkerStats::accepted); }
 
 class HttpClients : public ::testing::Test {
 protected:

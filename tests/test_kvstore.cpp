@@ -66,11 +66,7 @@ struct KvServer {
         server = std::make_unique<RunningServer>(cfg, std::move(protocol));
     }
     uint16_t port() const { return server->port(); }
-    uint64_t bytes_read() {
-        uint64_t n = 0;
-        for (size_t i = 0; i < server->server().worker_count(); ++i) n += server->server().worker(i).stats().bytes_read.get();
-        return n;
-    }
+    uint64_t bytes_read() { return worker_total(server->server(), &WorkerStats::bytes_read); }
     kvstore::ShardedStore* store = nullptr;  // owned by the server's protocol
     std::unique_ptr<RunningServer> server;
 };

@@ -36,12 +36,6 @@ std::string mode_label(const ::testing::TestParamInfo<ModeTest::ParamType>& info
            (std::get<1>(info.param) == Mode::direct ? "_direct" : "_reuseport");
 }
 
-uint64_t total(const Server& s, const Counter WorkerStats::*field) {
-    uint64_t sum = 0;
-    for (size_t i = 0; i < s.worker_count(); ++i) sum += (s.worker(i).stats().*field).get();
-    return sum;
-}
-
 // 200 connections, 1..3 payloads of up to 64 KiB each, every byte compared; every worker gets clients,
 // and the accept counters agree with the workers'.
 TEST_P(ModeTest, TwoHundredEchoStreamsAreByteExactAndSpread) {
@@ -56,9 +50,9 @@ TEST_P(ModeTest, TwoHundredEchoStreamsAreByteExactAndSpread) {
     streams.clear();  // close every client before the stop
     srv.stop();
     const Server& s = srv.server();
-    EXPECT_EQ(total(s, &WorkerStats::accepted), 200u);
-    EXPECT_EQ(total(s, &WorkerStats::closed), 200u);
-    EXPECT_EQ(total(s, &WorkerStats::bytes_written), sent);
+    EXPECT_EQ(worker_total(s, &WorkerStats::accepted), 200u);
+    EXPECT_EQ(worker_total(s, &WorkerStats::closed), 200u);
+    EXPECT_EQ(worker_total(s, &WorkerStats::bytes_written), sent);
     EXPECT_EQ(s.accept_totals().accepted, 200u);
     for (size_t i = 0; i < s.worker_count(); ++i) {
         uint64_t got = s.worker(i).stats().accepted.get();
@@ -90,7 +84,7 @@ TEST_P(ModeTest, GracefulStopFlushesAndThenRefuses) {
     std::string payload = random_bytes(rng, 1 << 20);
     UniqueFd fd = connect_blocking(srv.port());
     send_all(fd.get(), payload);
-    while (total(srv.server(), &WorkerStats::bytes_read) < payload.size()) std::this_thread::yield();
+    while (worker_total(srv.server(), &WorkerStats::bytes_read) < payload.size()) std::this_thread::yield();
     srv.stop();  // returns once drained: the reply is in the kernel buffers or already read
     std::string back = recv_until_eof(fd.get());
     EXPECT_TRUE(back == payload) << back.size() << " of " << payload.size() << " bytes";
@@ -110,7 +104,7 @@ TEST_P(ModeTest, StopNowWhileClientsArriveEndsEveryConnection) {
         char b;
         EXPECT_LE(::recv(c.get(), &b, 1, 0), 0) << "a connection outlived the server";
     }
-    EXPECT_EQ(total(srv.server(), &WorkerStats::accepted), total(srv.server(), &WorkerStats::closed));
+    EXPECT_EQ(worker_total(srv.server(), &WorkerStats::accepted), worker_total(srv.server(), &WorkerStats::closed));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ModeTest,

@@ -29,9 +29,7 @@ TEST_P(ServerTest, TwoHundredConcurrentEchoStreamsAreByteExact) {
         total += s.sent.size();
     }
     srv.stop();
-    uint64_t written = 0;
-    for (size_t i = 0; i < srv.server().worker_count(); ++i) written += srv.server().worker(i).stats().bytes_written.get();
-    EXPECT_EQ(written, total);
+    EXPECT_EQ(worker_total(srv.server(), &WorkerStats::bytes_written), total);
 }
 
 // Seed 002's client: stream 4 MiB, half-close, and expect all 4 MiB back before the server's EOF.

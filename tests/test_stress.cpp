@@ -166,13 +166,6 @@ private:
     Tally tally_;
 };
 
-uint64_t sum(const Server& srv, uint64_t (*field)(const WorkerStats&)) {
-    uint64_t n = 0;
-    for (size_t i = 0; i < srv.worker_count(); ++i) n += field(srv.worker(i).stats());
-    return n;
-}
-uint64_t accepted(const WorkerStats& s) { return s.accepted.get(); }
-uint64_t closed(const WorkerStats& s) { return s.closed.get(); }
 
 TEST(Stress, ThousandConnectionsMixedProtocolsRandomClosesAndResets) {
     auto config = [](Dispatch d) {
@@ -210,12 +203,13 @@ TEST(Stress, ThousandConnectionsMixedProtocolsRandomClosesAndResets) {
     for (size_t i = 0; i < servers.size(); ++i) {
         const Server& srv = servers[i]->server();
         uint64_t opened = drivers[i]->tally().connections;
+        auto accepted = [&] { return worker_total(srv, &WorkerStats::accepted); };
+        auto closed = [&] { return worker_total(srv, &WorkerStats::closed); };
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while ((sum(srv, accepted) < opened || sum(srv, closed) < sum(srv, accepted)) &&
-               std::chrono::steady_clock::now() < deadline)
+        while ((accepted() < opened || closed() < accepted()) && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        EXPECT_EQ(sum(srv, accepted), opened) << srv.protocol().name();
-        EXPECT_EQ(sum(srv, closed), sum(srv, accepted)) << srv.protocol().name();
+        EXPECT_EQ(accepted(), opened) << srv.protocol().name();
+        EXPECT_EQ(closed(), accepted()) << srv.protocol().name();
     }
     for (auto* s : servers) s->stop();  // joins: a worker that cannot stop hangs the test here
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();

@@ -50,6 +50,13 @@ private:
     std::thread thread_;
 };
 
+// One worker counter summed over all of a server's workers, e.g. worker_total(srv, &WorkerStats::accepted).
+inline uint64_t worker_total(const Server& s, const Counter WorkerStats::*field) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < s.worker_count(); ++i) sum += (s.worker(i).stats().*field).get();
+    return sum;
+}
+
 // Fixture of the suites that run once per built backend: config() gives a server config on that backend.
 class BackendTest : public ::testing::TestWithParam<Backend> {
 protected:
