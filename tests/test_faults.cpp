@@ -59,17 +59,6 @@ std::set<int> minus(const std::set<int>& a, const std::set<int>& b) {
     return out;
 }
 
-// Polls until pred() holds or timeout_ms passes; returns pred()'s last value.
-template <class Pred>
-bool eventually(Pred pred, int timeout_ms = 20'000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline) return pred();
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return true;
-}
-
 // Echo, except that a read of exactly the one byte kGateByte, while the gate is armed, holds the worker
 // inside on_data until the test opens the gate: events pile up in the kernel meanwhile and the next
 // wait returns them as one batch. (Blocking a worker is forbidden to real protocols; here it is the tool.)

@@ -6,7 +6,12 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <atomic>
+#include <chrono>
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -19,27 +24,54 @@
 
 namespace kq::test {
 
+// Polls until pred() holds or timeout_ms passes; returns pred()'s last value. For state another thread
+// changes with no event a test can wait on (a worker's counters); never a fixed sleep.
+template <class Pred>
+bool eventually(Pred pred, int timeout_ms = 20'000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) return pred();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
 // Runs a kq::Server on 127.0.0.1:0 on its own thread; the destructor stops it and joins (every test
 // thereby ends by checking that shutdown completes).
 class RunningServer {
 public:
     explicit RunningServer(ServerConfig cfg, std::string_view protocol = "echo")
         : server_(std::make_unique<Server>(with_defaults(cfg), make_builtin_protocol(protocol))),
-          thread_([this] { server_->run(); }) {}
+          thread_([this] { run(); }) {}
     // A protocol built by the test, e.g. make_http_protocol() with non-default options.
     RunningServer(ServerConfig cfg, std::unique_ptr<Protocol> protocol)
         : server_(std::make_unique<Server>(with_defaults(cfg), std::move(protocol))),
-          thread_([this] { server_->run(); }) {}
+          thread_([this] { run(); }) {}
     ~RunningServer() { stop(); }
     void stop() {
         if (!thread_.joinable()) return;
         server_->stop();
         thread_.join();
     }
+    // Graceful stop that must complete within ms. A server that hangs cannot be joined or destroyed, so
+    // the test process reports it and exits at once rather than wait for ctest's time-out.
+    void stop_within(int ms) {
+        server_->stop();
+        if (!eventually([this] { return finished_.load(); }, ms)) {
+            std::fprintf(stderr, "FAILED: the server did not stop within %d ms of its graceful stop\n", ms);
+            std::fflush(stderr);
+            std::_Exit(EXIT_FAILURE);
+        }
+        thread_.join();
+    }
     Server& server() { return *server_; }
     uint16_t port() const { return server_->port(); }
 
 private:
+    void run() {
+        server_->run();
+        finished_.store(true);
+    }
     static ServerConfig with_defaults(ServerConfig cfg) {
         cfg.listen.host = "127.0.0.1";
         cfg.listen.port = 0;
@@ -47,6 +79,7 @@ private:
         return cfg;
     }
     std::unique_ptr<Server> server_;
+    std::atomic<bool> finished_{false};
     std::thread thread_;
 };
 
@@ -102,6 +135,12 @@ protected:
     std::string buf_;
 };
 
+// Loopback autotuning lets a server's send buffers grow to megabytes, so its output would wait in the
+// worker only after megabytes. A send buffer set on the listening socket is inherited, and fixed, by
+// every socket accepted from it: this finds the in-process server's listening socket on `port` and
+// shrinks it, so that a client that stops reading leaves output queued in the worker after a few KiB.
+void shrink_listener_send_buffer(uint16_t port, int bytes);
+
 // True if fd becomes readable within ms (to assert that nothing arrives in a window, or to peek).
 inline bool readable_within(int fd, int ms) {
     pollfd p{fd, POLLIN, 0};
@@ -119,6 +158,28 @@ inline std::string recv_exact(int fd, size_t n) {
     }
     out.resize(got);
     return out;
+}
+
+// Everything a peer sent until its FIN or a reset, and which of the two ended it.
+struct Received {
+    std::string bytes;
+    bool reset = false;
+};
+
+// Reads until FIN or reset; any other error (a receive time-out set on fd included) fails the test.
+inline Received read_until_closed(int fd) {
+    Received r;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            r.bytes.append(buf, static_cast<size_t>(n));
+            continue;
+        }
+        r.reset = n < 0 && errno == ECONNRESET;
+        if (n < 0 && !r.reset) ADD_FAILURE() << "recv: " << std::strerror(errno);
+        return r;
+    }
 }
 
 // Reads until the peer closes; returns everything received.

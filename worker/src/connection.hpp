@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
@@ -37,6 +38,15 @@ private:
     size_t head_ = 0;
 };
 
+// Where a connection is in its life. Each state has one way in and says which time-outs apply; the
+// worker moves a connection forward only (open -> closing -> lingering -> closed, or straight to closed).
+enum class ConnState : uint8_t {
+    open,       // the session is given what arrives; idle and request time-outs apply
+    closing,    // the session or the server ended it: output is flushed, input is no longer read
+    lingering,  // output written, then half-closed: input is read and discarded until EOF or the linger ends
+    closed,     // fd closed; the object lives until the end of the batch (stale events)
+};
+
 class Connection final : public Reply {
 public:
     Connection(WorkerLoop& loop, UniqueFd fd, std::unique_ptr<Session> session)
@@ -46,6 +56,7 @@ public:
     void close() override;
     void count_requests(uint64_t n) override;
     int fd() const noexcept { return fd_.get(); }
+    bool is(ConnState s) const noexcept { return state_ == s; }
 
     WorkerLoop& loop_;
     // --handoff direct: set (release) by the acceptor thread before it registers the fd; the worker
@@ -55,22 +66,21 @@ public:
     UniqueFd fd_;
     std::unique_ptr<Session> session_;
     OutBuffer out_;
-    bool closed_ = false;          // fd closed; the object lives until the end of the batch (stale events)
+    ConnState state_ = ConnState::open;
     bool peer_eof_ = false;        // read() returned 0
     bool eof_hint_ = false;        // the poller reported EOF: a short read no longer proves drained
-    bool close_after_flush_ = false;
     bool read_paused_ = false;     // backpressure: output above high water
     bool read_pending_ = false;    // input may be waiting that no new edge will announce
     bool queued_ = false;          // on the worker's resume list
     bool nodelay_pending_ = false; // TCP_NODELAY is still to be set, before the second write
     bool wrote_ = false;           // a write was attempted (the first one needs no TCP_NODELAY)
-    bool lingering_ = false;       // half-closed by us: input is read and discarded until EOF or the linger ends
+    bool output_waited_ = false;   // some output had to wait for the socket: the client is slower than us
     int64_t last_active_ms_ = 0;   // last read or write progress (worker's coarse clock)
     int64_t request_began_ms_ = 0; // when the unfinished request began (valid while on the mid-request list)
+    int64_t linger_since_ms_ = 0;  // when the lingering close began (valid while lingering)
     ListHook<Connection> lru_;     // the worker's open connections, least recently active first
     ListHook<Connection> mid_;     // the worker's connections with a request under way, oldest first
     ListHook<Connection> linger_;  // the worker's lingering connections, oldest first
-    int64_t linger_since_ms_ = 0;
 };
 
 }  // namespace kq

@@ -24,37 +24,47 @@ void WorkerLoop::touch(Connection& c) noexcept {
     open_.move_to_back(c);
 }
 
+// Input for a connection, whatever its state: the session's while open; unread while closing (noted,
+// so that the close lingers); discarded while lingering.
+void WorkerLoop::read_input(Connection& c) {
+    switch (c.state_) {
+    case ConnState::open:
+        read_open(c);
+        end_if_draining(c);
+        return;
+    case ConnState::closing: c.read_pending_ = true; return;
+    case ConnState::lingering: discard_input(c); return;
+    case ConnState::closed: return;
+    }
+}
+
 // EV_CLEAR / EPOLLET: a connection must be drained, or no new edge will come. A short read drains it
 // unless the peer also finished sending (the eof hint): then read on until read() returns 0.
-void WorkerLoop::read_input(Connection& c) {
-    if (c.lingering_) {
-        discard_input(c);
-        return;
-    }
-    if (c.peer_eof_ || c.close_after_flush_) return;
+void WorkerLoop::read_open(Connection& c) {
+    if (c.peer_eof_) return;
     if (c.read_paused_) {
         c.read_pending_ = true;
         return;
     }
-    c.read_pending_ = false;
     for (size_t reads = 0; reads < cfg_.reads_per_event;) {
         ssize_t n = ::read(c.fd(), scratch_.data(), scratch_.size());
         if (n > 0) {
             ++reads;
             stats_.bytes_read.add(static_cast<uint64_t>(n));
             touch(c);
+            // A full read may have left more in the kernel: if the session closes now, that input
+            // is unread and the close must linger (finish() may run inside on_data).
+            const bool full = static_cast<size_t>(n) == scratch_.size();
+            c.read_pending_ = full;
             c.session_->on_data(std::span<char>(scratch_.data(), static_cast<size_t>(n)), c);
-            if (c.closed_) return;
-            if (c.close_after_flush_) {  // the session is done: no request time-out can apply any more
-                mid_request_.remove(c);
-                return;
-            }
+            if (!c.is(ConnState::open)) return;  // the session is done, or a write failed
+            c.read_pending_ = false;
             after_data(c);
             if (c.read_paused_) {
                 c.read_pending_ = true;
                 return;
             }
-            if (static_cast<size_t>(n) < scratch_.size() && !c.eof_hint_) return;
+            if (!full && !c.eof_hint_) return;
         } else if (n == 0) {
             c.peer_eof_ = true;
             mid_request_.remove(c);
@@ -63,6 +73,7 @@ void WorkerLoop::read_input(Connection& c) {
         } else if (errno == EINTR) {
             continue;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c.read_pending_ = false;
             return;
         } else {
             stats_.errors.add();
@@ -98,12 +109,12 @@ void WorkerLoop::run_scheduled() {
     now.swap(scheduled_);
     for (Connection* c : now) {
         c->queued_ = false;
-        if (!c->closed_ && c->read_pending_ && !c->read_paused_) read_input(*c);
+        if (c->read_pending_ && !c->read_paused_ && !c->is(ConnState::closing)) read_input(*c);
     }
 }
 
 void WorkerLoop::send(Connection& c, std::span<const char> bytes) {
-    if (c.closed_ || c.close_after_flush_ || bytes.empty()) return;
+    if (!c.is(ConnState::open) || bytes.empty()) return;
     if (c.out_.empty()) {
         size_t done = 0;
         if (!write_some(c, bytes, done)) return;
@@ -111,6 +122,7 @@ void WorkerLoop::send(Connection& c, std::span<const char> bytes) {
         bytes = bytes.subspan(done);
     }
     c.out_.append(bytes);  // keep only the unsent tail; the WRITE edge resumes it
+    c.output_waited_ = true;
     if (c.out_.size() > cfg_.high_water) c.read_paused_ = true;
 }
 
@@ -152,7 +164,7 @@ void WorkerLoop::flush(Connection& c) {
     if (!write_some(c, c.out_.pending(), done)) return;
     if (done > 0) touch(c);
     c.out_.consume(done);
-    if (c.out_.empty() && c.close_after_flush_) {
+    if (c.out_.empty() && c.is(ConnState::closing)) {
         finish(c);
         return;
     }
@@ -162,21 +174,23 @@ void WorkerLoop::flush(Connection& c) {
     }
 }
 
-// Everything owed is written and the connection is to close. If the client may still be sending,
-// close() would make the kernel answer its unread bytes with a reset, which can destroy the reply still
-// on its way and fails the client's own sends before it reads the answer (a 413 to an upload that goes
-// on). So, as nginx's lingering close: half-close, then read and discard until the client's EOF, for
-// at most linger_ms. Like nginx's "lingering_close auto", only when more input is likely: the session
-// closed mid-request (413, 431, 400) or unread input is known to be waiting; an answered
-// "Connection: close" closes at once. Not from inside a session's call: the read is deferred to the
-// resume list, since the session may still be looking at the scratch buffer.
+// closing -> lingering or closed, once everything owed is written. If the client may still be sending,
+// close() would make the kernel answer its unread bytes with a reset, which destroys the answer still on
+// its way and fails the client's own sends before it reads the answer (a 413 to an upload that goes on).
+// So, as nginx's lingering close: half-close, then read and discard until the client's EOF, for at most
+// linger_ms. Only when more input is possible: unread input is known (a full read, an edge while
+// closing, the eof hint), the session says the client may go on (it stopped mid-stream), or the answer
+// had to wait for the client, which may have sent more meanwhile. A client that asked to close and sent
+// nothing after (HTTP/1.0, ab) is closed at once. Not from inside a session's call: the read is
+// deferred to the resume list, since the session may still be looking at the scratch buffer.
 void WorkerLoop::finish(Connection& c) {
-    bool more_input_likely = !c.peer_eof_ && (c.read_pending_ || c.session_->mid_request());
-    if (!more_input_likely || cfg_.linger_ms <= 0 || ::shutdown(c.fd(), SHUT_WR) != 0) {
+    bool more_input_possible = !c.peer_eof_ && (c.read_pending_ || c.eof_hint_ || c.output_waited_ ||
+                                                 c.session_->input_may_follow());
+    if (!more_input_possible || cfg_.linger_ms <= 0 || ::shutdown(c.fd(), SHUT_WR) != 0) {
         close_now(c);
         return;
     }
-    c.lingering_ = true;
+    c.state_ = ConnState::lingering;
     c.read_paused_ = false;
     c.linger_since_ms_ = now_ms_;
     lingering_.push_back(c);

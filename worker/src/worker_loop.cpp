@@ -72,7 +72,7 @@ void WorkerLoop::admit(int raw_fd) {
     Connection* c = make_connection(raw_fd);
     adopt(*c);
     if (cfg_.read_on_admit) read_input(*c);
-    if (c->closed_) return;  // answered and closed, or failed: freed by reap()
+    if (c->is(ConnState::closed)) return;  // answered and closed, or failed: freed by reap()
     try {
         poller_->add(c->fd(), c);  // the only registration call this connection ever costs
     } catch (const std::system_error& e) {
@@ -88,13 +88,14 @@ Connection* WorkerLoop::make_connection(int raw_fd) {
     return new Connection(*this, UniqueFd(raw_fd), protocol_.open());
 }
 
-// Worker thread: the connection joins this worker's lists and time-outs.
+// Worker thread: the connection joins this worker's lists and time-outs. One handed over just before a
+// graceful stop has asked nothing yet and is ended at once; with read_on_admit its first read decides.
 void WorkerLoop::adopt(Connection& c) {
     c.nodelay_pending_ = cfg_.tcp_nodelay;
     c.last_active_ms_ = now_ms_;
     open_.push_back(c);
     stats_.accepted.add();
-    if (draining_) close_after_flush(c);  // handed over just before the stop: nothing to answer yet
+    if (!cfg_.read_on_admit) end_if_draining(c);
 }
 
 // --handoff direct, acceptor thread. Registering READ|WRITE on a connected socket reports it writable at
@@ -131,15 +132,15 @@ void WorkerLoop::handle(const PollEvent& ev) {
     }
     auto& c = *static_cast<Connection*>(ev.udata);
     if (c.direct_pending_.load(std::memory_order_acquire)) adopt_direct(c);
-    if (c.closed_) return;  // stale: closed earlier in this batch
+    if (c.is(ConnState::closed)) return;  // stale: closed earlier in this batch
     if (ev.eof) c.eof_hint_ = true;
     if (ev.writable && !c.out_.empty()) flush(c);
-    if (!c.closed_ && (ev.readable || ev.eof || ev.error)) read_input(c);
+    if (ev.readable || ev.eof || ev.error) read_input(c);
     // A lingering connection reads on to the EOF or the error itself: HUP (both sides shut) arrives
     // with input still unread, and closing on it would reset the connection over that input.
-    if (!c.closed_ && ev.error && !c.lingering_) {
+    if (ev.error && !c.is(ConnState::closed) && !c.is(ConnState::lingering)) {
         if (!c.out_.empty()) flush(c);  // reports the socket error, or delivers a last reply
-        if (!c.closed_) close_now(c);
+        close_now(c);
     }
 }
 
@@ -168,10 +169,11 @@ void WorkerLoop::expire_timeouts() {
     }
     if (cfg_.request_timeout_ms > 0) {
         while (!mid_request_.empty() && mid_request_.front()->request_began_ms_ + cfg_.request_timeout_ms <= now_ms_) {
-            Connection& c = *mid_request_.front();
+            Connection& c = *mid_request_.front();  // open: leaving that state takes it off this list
             mid_request_.remove(c);
             stats_.request_timeouts.add();
             c.session_->on_request_timeout(c);
+            end_if_draining(c);
         }
     }
     while (!lingering_.empty() && lingering_.front()->linger_since_ms_ + cfg_.linger_ms <= now_ms_)
@@ -181,7 +183,9 @@ void WorkerLoop::expire_timeouts() {
     }
 }
 
-// Graceful stop: answer what has arrived, then close each connection as soon as its output is written.
+// Graceful stop: answer what has arrived, and end each connection at its next request boundary (at
+// once if it is between requests) as soon as its output is written. A request under way may finish;
+// its own time-out and the drain deadline bound it. Connections already closing or lingering go on.
 void WorkerLoop::begin_drain() {
     draining_ = true;
     listener_.reset();  // reuseport: stop accepting (clients still in this socket's backlog are reset)
@@ -189,10 +193,13 @@ void WorkerLoop::begin_drain() {
     std::vector<Connection*> all;
     for (Connection* c = open_.front(); c != nullptr; c = c->lru_.next) all.push_back(c);
     for (Connection* c : all) {
-        if (!c->closed_) read_input(*c);
-        if (!c->closed_) close_after_flush(*c);
+        if (c->is(ConnState::open)) read_input(*c);
     }
     reap();
+}
+
+void WorkerLoop::end_if_draining(Connection& c) {
+    if (draining_ && c.is(ConnState::open) && !c.session_->mid_request()) close_after_flush(c);
 }
 
 // With --handoff direct, also every connection the acceptor registered must have been taken over: its
@@ -201,17 +208,21 @@ bool WorkerLoop::drained() const {
     return open_.empty() && direct_adopted_ == direct_registered_.load(std::memory_order_acquire);
 }
 
+// open -> closing: no further input reaches the session, and no request time-out applies any more.
+// From any other state it does nothing: a connection is closed once (a drain, a time-out and the
+// session may all ask for it).
 void WorkerLoop::close_after_flush(Connection& c) {
-    if (c.closed_) return;
-    c.close_after_flush_ = true;
+    if (!c.is(ConnState::open)) return;
+    c.state_ = ConnState::closing;
+    mid_request_.remove(c);
     if (c.out_.empty()) finish(c);
 }
 
 // Closes the fd at once (which also removes it from the poller) but keeps the object until the batch
 // ends: later events in this batch may still point at it (libuv's uv__platform_invalidate_fd problem).
 void WorkerLoop::close_now(Connection& c) {
-    if (c.closed_) return;
-    c.closed_ = true;
+    if (c.is(ConnState::closed)) return;
+    c.state_ = ConnState::closed;
     c.fd_.reset();
     c.out_.release();
     open_.remove(c);
@@ -230,7 +241,7 @@ void WorkerLoop::reap() noexcept {
     // A connection closed after it was put on the resume list (say, its request time-out fired in the
     // same pass that used up its read budget) must leave the list before it is freed.
     bool queued = std::any_of(graveyard_.begin(), graveyard_.end(), [](const Connection* c) { return c->queued_; });
-    if (queued) std::erase_if(scheduled_, [](const Connection* c) { return c->closed_; });
+    if (queued) std::erase_if(scheduled_, [](const Connection* c) { return c->is(ConnState::closed); });
     for (Connection* c : graveyard_) delete c;
     graveyard_.clear();
 }

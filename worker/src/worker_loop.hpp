@@ -55,6 +55,8 @@ private:
     int wait_timeout_ms() const;
     void expire_timeouts();
     void begin_drain();
+    // During a graceful stop: ends an open connection that is between requests.
+    void end_if_draining(Connection& c);
     bool drained() const;
     void close_now(Connection& c);
     void reap() noexcept;
@@ -66,6 +68,7 @@ private:
 
     // connection_io.cpp: reading, writing, backpressure.
     void read_input(Connection& c);
+    void read_open(Connection& c);
     void finish(Connection& c);
     void discard_input(Connection& c);
     void after_data(Connection& c);

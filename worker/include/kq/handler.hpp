@@ -28,7 +28,8 @@ public:
     void send(std::string_view s) { send(std::span<const char>(s.data(), s.size())); }
     void send(const std::string& s) { send(std::string_view(s)); }  // else ambiguous: span or string_view
     // Closes the connection once everything sent so far has been written. No on_data() or
-    // on_peer_eof() call follows; the session is destroyed later on the same worker thread.
+    // on_peer_eof() call follows, and input the session did not consume is discarded (see
+    // Session::input_may_follow()); the session is destroyed later on the same worker thread.
     virtual void close() = 0;
     // Adds n to the worker's request counter (metrics, exit summary): call once per request answered.
     virtual void count_requests(uint64_t n = 1) = 0;
@@ -55,6 +56,12 @@ public:
     // request time-out (--header-timeout) from the moment the request began, however slowly bytes
     // trickle in (slowloris); otherwise only the idle time-out applies.
     virtual bool mid_request() const { return false; }
+    // Asked once the session has closed the connection and its output is written: whether the peer
+    // may still be sending input the session did not read (it stopped on an error or a limit, or input
+    // followed the request it closed on). If so the worker half-closes and reads until the peer's EOF
+    // (lingering close), so that unread input cannot make the kernel reset the connection and destroy
+    // the answer. Default: true (safe for any protocol); false saves the linger when the peer asked to close.
+    virtual bool input_may_follow() const { return true; }
     // The request time-out expired while mid_request() was true. Default: close. HTTP answers 408 first.
     virtual void on_request_timeout(Reply& reply) { reply.close(); }
 };
