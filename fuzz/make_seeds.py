@@ -85,12 +85,15 @@ HTTP = {
     "simple_at_head_limit": http_seed(req("GET / HTTP/1.1", *("X-H%d: v" % i for i in range(18))), preset=1),
 }
 
-# fuzz_connection: [op][arg] pairs; op bits 0-2 action, bits 4-5 client slot.
-CONNECT, SEND, RECV, SHUT, CLOSE, RESET, FLOOD, PAUSE = range(8)
+# fuzz_connection: an options byte (bit 0 idle time-out, 1 request time-out, 2 short linger, 3 read
+# before registering), then [op][arg] pairs; op bits 0-3 action, bits 4-5 client slot.
+(CONNECT, SEND, RECV, SHUT, CLOSE, RESET, FLOOD, PAUSE, CLOSE_BYTE, NEWLINE, DRAIN, STOP_NOW,
+ WAIT) = range(13)
+IDLE, REQUEST, SHORT_LINGER, READ_FIRST = 1, 2, 4, 8
 
 
-def ops(*pairs):
-    return bytes(b for slot, action, arg in pairs for b in ((slot << 4) | action, arg))
+def ops(*pairs, options=READ_FIRST):
+    return bytes([options]) + bytes(b for slot, action, arg in pairs for b in ((slot << 4) | action, arg))
 
 
 CONNECTION = {
@@ -106,6 +109,34 @@ CONNECTION = {
     "four_clients": ops((0, CONNECT, 0), (1, CONNECT, 0), (2, CONNECT, 0), (3, CONNECT, 0), (0, SEND, 10),
                         (1, FLOOD, 20), (2, SEND, 30), (3, SHUT, 0), (2, RESET, 0), (1, RECV, 100), (0, CLOSE, 0)),
     "reuse_slot": ops((0, CONNECT, 0), (0, SEND, 10), (0, CLOSE, 0), (0, CONNECT, 0), (0, SEND, 10), (0, RECV, 10)),
+    "register_first": ops((0, CONNECT, 0), (0, SEND, 10), (0, RECV, 10), options=0),
+    # the session closes with input after it unread: the echo up to the close byte, then a FIN
+    "close_byte_then_more": ops((0, CONNECT, 0), (0, SEND, 20), (0, CLOSE_BYTE, 0), (0, FLOOD, 30),
+                                (0, RECV, 255)),
+    "close_byte_while_paused": ops((0, CONNECT, 0), (0, FLOOD, 40), (0, CLOSE_BYTE, 0), (0, SEND, 20),
+                                   (0, RECV, 255), (0, RECV, 255)),
+    "close_byte_short_linger": ops((0, CONNECT, 0), (0, CLOSE_BYTE, 0), (0, SEND, 10), (0, WAIT, 50),
+                                   (0, SEND, 10), options=SHORT_LINGER | READ_FIRST),
+    # graceful and immediate stops from each state: idle, mid-request, paused, closing, lingering
+    "drain_each_state": ops((0, CONNECT, 0), (0, SEND, 3), (0, NEWLINE, 0), (0, RECV, 10),
+                            (1, CONNECT, 0), (1, SEND, 5),
+                            (2, CONNECT, 0), (2, FLOOD, 40),
+                            (3, CONNECT, 0), (3, FLOOD, 40), (3, CLOSE_BYTE, 0),
+                            (0, DRAIN, 0), (1, SEND, 2), (1, NEWLINE, 0), (2, RECV, 255), (3, RECV, 255)),
+    "stop_now_each_state": ops((0, CONNECT, 0), (1, CONNECT, 0), (1, SEND, 5), (2, CONNECT, 0), (2, FLOOD, 40),
+                               (3, CONNECT, 0), (3, CLOSE_BYTE, 0), (3, SEND, 5), (0, STOP_NOW, 0),
+                               (2, RECV, 255)),
+    "drain_then_request_timeout": ops((0, CONNECT, 0), (0, SEND, 5), (0, DRAIN, 0), (0, WAIT, 50),
+                                      (0, RECV, 255), options=REQUEST | READ_FIRST),
+    "drain_while_lingering": ops((0, CONNECT, 0), (0, CLOSE_BYTE, 0), (0, SEND, 5), (0, RECV, 10),
+                                 (0, DRAIN, 0), (0, WAIT, 20)),
+    "request_timeout_mid_request": ops((0, CONNECT, 0), (0, SEND, 5), (0, WAIT, 50), (0, SEND, 5),
+                                       (0, RECV, 255), options=REQUEST),
+    "idle_timeout_while_paused": ops((0, CONNECT, 0), (0, FLOOD, 40), (0, WAIT, 50), (0, RECV, 255),
+                                     options=IDLE | READ_FIRST),
+    "all_timeouts": ops((0, CONNECT, 0), (0, SEND, 5), (1, CONNECT, 0), (1, CLOSE_BYTE, 0), (1, SEND, 5),
+                        (2, CONNECT, 0), (2, FLOOD, 40), (0, WAIT, 59), (2, RECV, 255),
+                        options=IDLE | REQUEST | SHORT_LINGER),
 }
 
 

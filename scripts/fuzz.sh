@@ -27,7 +27,7 @@ for target in "${targets[@]}"; do
   args=(-max_total_time="$seconds" -timeout=30 -print_final_stats=1 -artifact_prefix="$build/artifacts/$target-")
   case $target in
     fuzz_http) args+=(-dict="$root/fuzz/http.dict") ;;
-    fuzz_connection) args+=(-max_len=128) ;;  # 64 actions of 2 bytes; longer inputs add nothing
+    fuzz_connection) args+=(-max_len=129) ;;  # options + 64 actions of 2 bytes; longer inputs add nothing
   esac
   log="$build/$target.log"
   if "$build/fuzz/$target" "${args[@]}" "$corpus" >"$log" 2>&1; then

@@ -79,19 +79,6 @@ std::vector<EchoStream> random_echo_streams(uint16_t port, size_t count, size_t 
     return streams;
 }
 
-void shrink_listener_send_buffer(uint16_t port, int bytes) {
-    for (int fd = 0; fd < 4096; ++fd) {
-        int listening = 0;
-        socklen_t len = sizeof listening;
-        if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-        if (local_port(fd) != port) continue;
-        if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) != 0)
-            throw std::system_error(errno, std::system_category(), "setsockopt(SO_SNDBUF)");
-        return;
-    }
-    throw std::runtime_error("no listening socket on port " + std::to_string(port) + " in this process");
-}
-
 void expect_limit_queues_next_client(RunningServer& srv, int limit) {
     std::vector<UniqueFd> first;
     for (int i = 0; i < limit; ++i) {

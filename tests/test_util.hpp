@@ -135,12 +135,6 @@ protected:
     std::string buf_;
 };
 
-// Loopback autotuning lets a server's send buffers grow to megabytes, so its output would wait in the
-// worker only after megabytes. A send buffer set on the listening socket is inherited, and fixed, by
-// every socket accepted from it: this finds the in-process server's listening socket on `port` and
-// shrinks it, so that a client that stops reading leaves output queued in the worker after a few KiB.
-void shrink_listener_send_buffer(uint16_t port, int bytes);
-
 // True if fd becomes readable within ms (to assert that nothing arrives in a window, or to peek).
 inline bool readable_within(int fd, int ms) {
     pollfd p{fd, POLLIN, 0};

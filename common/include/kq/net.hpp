@@ -17,6 +17,9 @@ struct ListenOptions {
     // after about this many seconds of silence. Only for protocols where the client speaks first.
     // 0 = off. Elsewhere it is ignored (it changes when a connection is accepted, never what it sees).
     int defer_accept_s = 0;
+    // SO_SNDBUF for every accepted connection (they inherit it from the listening socket, and a size
+    // set so is no longer autotuned), as nginx's "listen ... sndbuf=". 0 = the kernel's autotuning.
+    int send_buffer = 0;
 };
 
 // Resolves host (numeric or name, IPv4 or IPv6), binds with SO_REUSEADDR, listens; non-blocking, close-on-exec.
