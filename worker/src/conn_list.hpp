@@ -3,7 +3,6 @@
 // uniform idle time-out O(1): only the front can have expired.
 #pragma once
 
-#include <cassert>
 #include <cstddef>
 
 namespace kq {
@@ -23,10 +22,10 @@ public:
     T* front() const noexcept { return head_; }
     static bool contains(const T& x) noexcept { return (x.*Hook).linked; }
 
-    // x must not be on this list already: linked twice, it would point at itself.
+    // x must not be on this list already: linked twice, it would point at itself. The worker's
+    // connection states make each push happen once (connection.hpp, ConnState).
     void push_back(T& x) noexcept {
         auto& h = x.*Hook;
-        assert(!h.linked);
         h.prev = tail_;
         h.next = nullptr;
         h.linked = true;
