@@ -16,13 +16,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "test_util.hpp"
-
 #ifndef KQSERVER_PATH
 #error "KQSERVER_PATH must name the kqserver binary (set by tests/CMakeLists.txt)"
 #endif
-
-extern char** environ;
+#include "child_process.hpp"
+#include "test_util.hpp"
 
 using namespace kq;
 using namespace kq::test;
@@ -36,146 +34,6 @@ constexpr bool kSanitized = true;
 #else
 constexpr bool kSanitized = false;
 #endif
-
-int64_t ms_since(Clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
-// kqserver as a child: stdout (the "listening HOST:PORT" line) through a pipe, stderr (the log) into an
-// unlinked temporary file read back with pread(), an optional RLIMIT_NOFILE set between fork and exec.
-// The destructor kills a child that is still running.
-class ServerProcess {
-public:
-    explicit ServerProcess(std::vector<std::string> args, rlim_t nofile = 0) {
-        int out[2];
-        if (::pipe2(out, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
-        UniqueFd out_r(out[0]), out_w(out[1]);
-        char path[] = "/tmp/test_faults_log_XXXXXX";
-        log_ = UniqueFd(::mkostemp(path, O_CLOEXEC));
-        if (!log_) throw std::system_error(errno, std::system_category(), "mkostemp");
-        ::unlink(path);
-        args.insert(args.begin(), KQSERVER_PATH);
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        pid_ = ::fork();
-        if (pid_ < 0) throw std::system_error(errno, std::system_category(), "fork");
-        if (pid_ == 0) {  // only async-signal-safe calls from here to exec
-            rlimit rl{nofile, nofile};
-            if (nofile != 0 && ::setrlimit(RLIMIT_NOFILE, &rl) != 0) ::_exit(126);
-            ::dup2(out_w.get(), 1);
-            ::dup2(log_.get(), 2);
-            sigset_t none;
-            sigemptyset(&none);
-            ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            ::execve(KQSERVER_PATH, argv.data(), environ);
-            ::_exit(127);
-        }
-        out_w.reset();
-        port_ = read_port(out_r.get());
-    }
-    ~ServerProcess() {
-        if (pid_ > 0 && status_ < 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-
-    pid_t pid() const { return pid_; }
-    uint16_t port() const { return port_; }
-
-    // The log so far.
-    std::string log() const {
-        std::string s;
-        char buf[65536];
-        for (off_t off = 0;;) {
-            ssize_t n = ::pread(log_.get(), buf, sizeof buf, off);
-            if (n <= 0) return s;
-            s.append(buf, static_cast<size_t>(n));
-            off += n;
-        }
-    }
-
-    // Waits up to timeout_ms for the child to exit; its waitpid status, or -1 if it is still running.
-    int wait_exit(int timeout_ms) {
-        auto start = Clock::now();
-        while (status_ < 0) {
-            int st = 0;
-            pid_t r = ::waitpid(pid_, &st, WNOHANG);
-            if (r == pid_) status_ = st;
-            else if (ms_since(start) > timeout_ms) return -1;
-            else std::this_thread::sleep_for(5ms);
-        }
-        return status_;
-    }
-
-    // User + system CPU time of the whole process (every thread) so far, from /proc/PID/stat.
-    int64_t cpu_ms() const {
-        std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
-        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // the name may hold spaces
-        std::string f;
-        int64_t utime = 0, stime = 0;
-        for (int i = 3; i <= 15 && fields >> f; ++i) {  // fields 14 and 15 (1-based): utime, stime
-            if (i == 14) utime = std::stoll(f);
-            if (i == 15) stime = std::stoll(f);
-        }
-        return (utime + stime) * 1000 / ::sysconf(_SC_CLK_TCK);
-    }
-
-    // A "Vm...:" line of /proc/PID/status in KiB (VmRSS now, VmHWM the peak).
-    size_t status_kib(std::string_view field) const {
-        std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
-        for (std::string line; std::getline(in, line);) {
-            if (line.starts_with(field)) return std::stoul(line.substr(field.size() + 1));
-        }
-        return 0;
-    }
-
-private:
-    static uint16_t read_port(int fd) {
-        std::string out;
-        auto start = Clock::now();
-        while (out.find('\n') == std::string::npos && ms_since(start) < 20'000) {
-            pollfd p{fd, POLLIN, 0};
-            if (::poll(&p, 1, 100) <= 0) continue;
-            char buf[256];
-            ssize_t n = ::read(fd, buf, sizeof buf);
-            if (n <= 0) break;
-            out.append(buf, static_cast<size_t>(n));
-        }
-        size_t colon = out.rfind(':', out.find('\n'));
-        if (!out.starts_with("listening ") || colon == std::string::npos)
-            throw std::runtime_error("kqserver did not start: '" + out + "'");
-        return static_cast<uint16_t>(std::stoi(out.substr(colon + 1)));
-    }
-
-    pid_t pid_ = -1;
-    int status_ = -1;
-    uint16_t port_ = 0;
-    UniqueFd log_;
-};
-
-size_t count(const std::string& text, std::string_view what) {
-    size_t n = 0;
-    for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
-    return n;
-}
-
-// The number after `label` in the last line of the log that has it ("accept pauses 12"), or -1.
-int64_t summary_value(const std::string& log, std::string_view label) {
-    size_t pos = log.rfind(label);
-    if (pos == std::string::npos) return -1;
-    return std::stoll(log.substr(pos + label.size()));
-}
-
-void expect_clean_exit(ServerProcess& p, int timeout_ms = 30'000) {
-    ASSERT_EQ(::kill(p.pid(), SIGTERM), 0);
-    int st = p.wait_exit(timeout_ms);
-    ASSERT_NE(st, -1) << "kqserver did not exit after SIGTERM";
-    ASSERT_TRUE(WIFEXITED(st)) << "kqserver died of signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-    EXPECT_EQ(WEXITSTATUS(st), 0) << p.log();
-}
 
 // One echo round trip on a blocking socket; its duration, or -1 if the reply was not exact.
 int64_t round_trip_us(int fd, const std::string& payload) {
