@@ -1,19 +1,15 @@
-// kqserver: the command-line server. Parses flags, starts the server, turns SIGINT/SIGTERM into a
-// clean stop, and logs the per-worker summary at exit.
-#include <pthread.h>
-#include <signal.h>
-
+// kqserver: the command-line server. Parses flags, starts the server with its signal thread (a clean
+// stop on SIGTERM, SIGINT or SIGQUIT), and logs the per-worker summary at exit.
 #include <CLI/CLI.hpp>
-#include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <spdlog/spdlog.h>
-#include <thread>
 
 #include "kq/http.hpp"
 #include "kq/log.hpp"
 #include "kq/metrics.hpp"
 #include "kq/server.hpp"
+#include "signals.hpp"
 
 namespace {
 
@@ -98,7 +94,7 @@ void add_flags(CLI::App& app, Options& o) {
                    "Seconds a request may take to arrive once begun (http: 408, then close; slowloris guard; 0 = never)")
         ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
     app.add_option("--drain-timeout", o.drain_timeout,
-                   "On SIGTERM/SIGINT: seconds to finish received requests and flush before closing (a second signal: at once)")
+                   "On SIGTERM, SIGINT or SIGQUIT: seconds to finish received requests and flush before closing (a second one: at once)")
         ->check(CLI::Range(0.0, 86400.0))->capture_default_str();
     app.add_option("--linger", o.linger,
                    "Seconds to read and discard a client's input after answering it with a close while it is "
@@ -111,27 +107,6 @@ void add_flags(CLI::App& app, Options& o) {
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off")
         ->check(CLI::IsMember(std::vector<std::string>(std::begin(kq::kLogLevels), std::end(kq::kLogLevels))))
         ->capture_default_str();
-}
-
-// SIGINT/SIGTERM are blocked in every thread and taken here with sigwait(): no async-signal-safety
-// concerns, and stop() runs on an ordinary thread. SIGUSR1 only releases this thread at exit.
-std::thread start_signal_thread(kq::Server& server, const sigset_t& set) {
-    return std::thread([&server, set] {
-        int sig = 0;
-        bool first = true;
-        while (sigwait(&set, &sig) == 0) {
-            if (sig == SIGUSR1) return;
-            const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
-            if (first) {
-                spdlog::info("{}: no longer accepting; draining connections (a second signal stops at once)", name);
-                server.stop();
-                first = false;
-            } else {
-                spdlog::info("{}: stopping now", name);
-                server.stop_now();
-            }
-        }
-    });
 }
 
 }  // namespace
@@ -166,10 +141,7 @@ int main(int argc, char** argv) {
     kq::parse_handoff(o.handoff, o.server.handoff);
     kq::parse_accept_mode(o.accept, o.server.accept);
 
-    sigset_t set;
-    sigemptyset(&set);
-    for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaddset(&set, sig);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts, so all inherit it
+    kq::SignalThread::block_signals();  // before any thread starts, so all inherit the mask
 
     std::unique_ptr<kq::Server> server;
     try {
@@ -205,12 +177,12 @@ int main(int argc, char** argv) {
                  o.dispatch, o.handoff, o.protocol, o.server.worker.batch, o.server.listen.defer_accept_s,
                  o.block_ms > 0 ? fmt::format(", blocking {} ms per read", o.block_ms) : std::string());
 
-    std::thread signals = start_signal_thread(*server, set);
-    if (metrics) metrics->start();
-    server->run();
-    if (metrics) metrics->stop();
-    pthread_kill(signals.native_handle(), SIGUSR1);
-    signals.join();
+    {
+        kq::SignalThread signals(*server);
+        if (metrics) metrics->start();
+        server->run();
+        if (metrics) metrics->stop();
+    }
     server->log_summary();
     return 0;
 }
