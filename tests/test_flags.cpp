@@ -144,11 +144,15 @@ TEST(Flags, KqbenchAndKqcatTakeEdgeValues) {
         int st = p.wait_exit(20'000);
         EXPECT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) << args[1] << ": " << st << " " << p.log();
     }
-    for (const char* timeout : {"0", "0.001", "2147483"}) {
+    for (const char* timeout : {"0", "2147483"}) {
         ChildProcess p(KQCAT_PATH, {"--timeout", timeout, "127.0.0.1", port});
         int st = p.wait_exit(20'000);
         EXPECT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) << timeout << ": " << st << " " << p.log();
     }
+    // 1 ms may really run out on a busy machine (exit 1, "no data moved"); it must not be refused.
+    ChildProcess p(KQCAT_PATH, {"--timeout", "0.001", "127.0.0.1", port});
+    int st = p.wait_exit(20'000);
+    EXPECT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 2) << st << " " << p.log();
 }
 
 }  // namespace
