@@ -9,6 +9,13 @@
 #include "worker_loop.hpp"
 
 namespace kq {
+namespace {
+
+// Each worker thread runs one loop, so a log per thread is a log per accept loop; it reports the pauses
+// it held back when the thread ends.
+thread_local AcceptPauseLog pause_log("worker accept4");
+
+}  // namespace
 
 void WorkerLoop::listen_on(UniqueFd listener, size_t max_connections) {
     listener_ = std::move(listener);
@@ -44,7 +51,7 @@ void WorkerLoop::accept_clients() {
             return;
         case AcceptResult::out_of_fds:
             stats_.accept_pauses.add();
-            spdlog::warn("worker accept4: {}; pausing accepts for {} ms", std::strerror(errno), kAcceptPauseMs);
+            pause_log.paused(errno);
             accept_paused_until_ms_ = now_ms_ + kAcceptPauseMs;
             return;
         case AcceptResult::failed:
