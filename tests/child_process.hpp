@@ -25,14 +25,11 @@
 #include <gtest/gtest.h>
 
 #include "kq/fd.hpp"
+#include "test_util.hpp"
 
 extern char** environ;
 
 namespace kq::test {
-
-inline int64_t ms_since(std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
-}
 
 class ChildProcess {
 public:

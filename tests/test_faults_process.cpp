@@ -308,4 +308,29 @@ TEST(FaultsProcess, SigtermMidLoadAnswersEveryReceivedByteAndExitsZero) {
     EXPECT_NE(server.log().find("SIGTERM: no longer accepting"), std::string::npos) << server.log();
 }
 
+// A metrics client trickling its request a byte every 300 ms must not hold the process up at exit: after
+// SIGTERM (with --drain-timeout 1 and nothing to drain) kqserver exits 0 within 3 s, cutting the scrape.
+// The endpoint used to serve one connection at a time with a 2 s time-out per recv, so a trickler kept it,
+// and the process, for as long as it liked.
+TEST(FaultsProcess, TricklingMetricsClientDoesNotHoldUpExit) {
+    ServerProcess server({"--workers", "1", "--drain-timeout", "1", "--metrics-port", "0", "--log-level", "info"});
+    UniqueFd slow = connect_blocking(server.metrics_port());
+    const std::string request = "GET /metrics HTTP/1.1\r\nX-Slow: " + std::string(100, 'a') + "\r\n\r\n";
+    send_all(slow.get(), request.substr(0, 1));
+    ASSERT_FALSE(readable_within(slow.get(), 300)) << "answered before the request was complete";
+    ASSERT_EQ(::kill(server.pid(), SIGTERM), 0);
+    auto signalled = Clock::now();
+    int st = -1;
+    for (size_t i = 1; i < request.size() && st == -1 && ms_since(signalled) < 10'000; ++i) {
+        ::send(slow.get(), &request[i], 1, MSG_NOSIGNAL);  // fails once the server is gone: fine
+        st = server.wait_exit(300);
+    }
+    const int64_t exit_ms = ms_since(signalled);
+    ASSERT_NE(st, -1) << "still running " << exit_ms << " ms after SIGTERM:\n" << server.log();
+    std::printf("exited %lld ms after SIGTERM with a trickling metrics client\n", static_cast<long long>(exit_ms));
+    EXPECT_LT(exit_ms, 3000);
+    ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << WTERMSIG(st);
+    EXPECT_EQ(WEXITSTATUS(st), 0) << server.log();
+}
+
 }  // namespace
