@@ -310,8 +310,7 @@ TEST(FaultsProcess, SigtermMidLoadAnswersEveryReceivedByteAndExitsZero) {
 
 // A metrics client trickling its request a byte every 300 ms must not hold the process up at exit: after
 // SIGTERM (with --drain-timeout 1 and nothing to drain) kqserver exits 0 within 3 s, cutting the scrape.
-// The endpoint used to serve one connection at a time with a 2 s time-out per recv, so a trickler kept it,
-// and the process, for as long as it liked.
+// (An endpoint that waits on its client with a per-read time-out would be held as long as the trickle lasts.)
 TEST(FaultsProcess, TricklingMetricsClientDoesNotHoldUpExit) {
     ServerProcess server({"--workers", "1", "--drain-timeout", "1", "--metrics-port", "0", "--log-level", "info"});
     UniqueFd slow = connect_blocking(server.metrics_port());

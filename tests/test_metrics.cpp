@@ -229,7 +229,7 @@ TEST(Metrics, ExpositionIsWellFormed) {
 }
 
 // A client trickling a byte a second holds one connection of the endpoint, nothing else: scrapes
-// meanwhile are answered at once (the endpoint used to serve one connection at a time).
+// meanwhile are answered at once.
 TEST(MetricsEndpoint, TricklingClientDoesNotDelayOtherScrapes) {
     RunningServer srv(ServerConfig{}, "echo");
     MetricsServer metrics(srv.server(), ListenOptions{});
