@@ -13,8 +13,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #ifndef KQSERVER_PATH
 #error "KQSERVER_PATH must name the kqserver binary (set by tests/CMakeLists.txt)"

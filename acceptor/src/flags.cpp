@@ -126,6 +126,9 @@ std::string to_config(Options& o) {
 int parse_options(int argc, char** argv, Options& out) {
     CLI::App app{"kqserver: multi-threaded edge-triggered TCP server (acceptor thread + N workers, each with "
                  "its own kqueue/epoll)"};
+    app.footer("Signals: SIGTERM, SIGINT and SIGQUIT stop gracefully (a second one stops at once); SIGUSR1 logs the\n"
+               "per-worker summary so far; SIGHUP and SIGUSR2 are logged and ignored; SIGPIPE is ignored.\n"
+               "Exit status: 0 after a stop, 1 when the server cannot start, 2 on a bad flag (one line naming it).");
     add_model_flags(app, out);
     add_limit_flags(app, out);
     try {
