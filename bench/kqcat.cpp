@@ -19,6 +19,7 @@
 #include <system_error>
 #include <vector>
 
+#include "kq/cli_checks.hpp"
 #include "kq/fd.hpp"
 #include "kq/net.hpp"
 #include "kq/poller.hpp"
@@ -376,8 +377,7 @@ struct CatOptions {
 
 // Connects, then runs the session; stdin is read only once connected. Throws with the message.
 void run_kqcat(const CatOptions& o, Poller& poller) {
-    int timeout_ms = static_cast<int>(std::min<double>(o.timeout_s * 1000.0, INT_MAX));
-    if (o.timeout_s > 0 && timeout_ms == 0) timeout_ms = 1;
+    int timeout_ms = seconds_to_ms(o.timeout_s);
     UniqueFd sock = connect_socket(poller, o.host, o.port, timeout_ms);
     StdinSource in;
     in.attach(poller, &stdin_tag);
@@ -395,16 +395,6 @@ struct Flags {
     std::string backend = "auto";
 };
 
-// CLI::NonNegativeNumber would print DBL_MAX in its message.
-CLI::Validator seconds_check() {
-    return CLI::Validator(
-        [](std::string& text) -> std::string {
-            double v = -1;
-            return CLI::detail::lexical_cast(text, v) && v >= 0 ? "" : "must be a number of seconds >= 0";
-        },
-        "");
-}
-
 void add_flags(CLI::App& app, Flags& f) {
     std::string built = "auto";
     for (auto b : kq::built_backends()) built += "|" + std::string(kq::backend_name(b));
@@ -413,9 +403,9 @@ void add_flags(CLI::App& app, Flags& f) {
     app.add_option("--timeout", f.cat.timeout_s,
                    "Seconds to wait for the connection, and then with no data moving either way, before "
                    "giving up with exit status 1; 0 = no limit (the kernel's connect time-out still applies)")
-        ->type_name("SECONDS")->check(seconds_check())->capture_default_str();
+        ->type_name("SECONDS")->check(kq::seconds_check(INT_MAX / 1000))->capture_default_str();
     app.add_option("HOST", f.cat.host, "Server address (IPv4 or IPv6, numeric or name)")->required();
-    app.add_option("PORT", f.cat.port, "Server TCP port")->required()->check(CLI::Range(1, 65535));
+    app.add_option("PORT", f.cat.port, "Server TCP port")->required()->check(kq::whole_number_check(1, 65535));
     app.footer("stdin is sent to the server; at its EOF (Ctrl-D on a terminal) kqcat half-closes the connection\n"
                "and prints what the server sends until it closes. stdin may be a terminal, a pipe, a regular\n"
                "file or /dev/null.\n"

@@ -21,7 +21,11 @@ TEST(kqbench_units, Durations) {
     EXPECT_EQ(parse_duration_ns("250us"), 250'000);
     EXPECT_EQ(parse_duration_ns("1.5"), 1'500'000'000);
     EXPECT_EQ(parse_duration_ns("2m"), 120'000'000'000);
-    for (const char* bad : {"", "s", "10x", "-1s", "1..2s", "ms10"}) EXPECT_FALSE(parse_duration_ns(bad)) << bad;
+    EXPECT_EQ(parse_duration_ns("0"), 0);
+    EXPECT_EQ(parse_duration_ns("0.001us"), 1);
+    // Positive but below the resolution: it would read as 0, "none".
+    for (const char* bad : {"", "s", "10x", "-1s", "1..2s", "ms10", "0.0000000001", "0.0004us"})
+        EXPECT_FALSE(parse_duration_ns(bad)) << bad;
 }
 
 TEST(kqbench_units, SizesAndTargets) {

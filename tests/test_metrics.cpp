@@ -1,12 +1,16 @@
 // Metrics: the exposition is well-formed Prometheus text, and its counters agree with each other and
-// with what the clients really did, scraped while the load runs and after it.
+// with what the clients really did, scraped while the load runs and after it. The endpoint under
+// hostile clients: trickling, never reading, too many, malformed; none may delay another scrape.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstring>
 #include <map>
+#include <optional>
 #include <regex>
 #include <sstream>
-#include <cstring>
+#include <thread>
 
 #include "kq/metrics.hpp"
 #include "test_util.hpp"
@@ -58,6 +62,69 @@ double sum_over_workers(const std::map<std::string, double>& s, const std::strin
     for (size_t i = 0; i < workers; ++i) total += s.at(name + "{worker=\"" + std::to_string(i) + "\"}");
     return total;
 }
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// A scrape that gives up after deadline_ms: the whole response and how long it took, or nullopt if the
+// endpoint did not answer and close in time.
+std::optional<std::pair<std::string, int64_t>> timed_scrape(uint16_t port, int deadline_ms,
+                                                           const std::string& request = "GET /metrics HTTP/1.1\r\n\r\n") {
+    auto start = Clock::now();
+    UniqueFd fd = connect_blocking(port);  // completes in the kernel's backlog even if nobody accepts
+    send_all(fd.get(), request);
+    std::string out;
+    for (;;) {
+        int left = deadline_ms - static_cast<int>(ms_since(start));
+        if (left <= 0 || !readable_within(fd.get(), left)) return std::nullopt;
+        char buf[65536];
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+        if (n <= 0) return std::make_pair(out, ms_since(start));
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
+// A client on its own thread that sends `bytes` one at a time, one every `period`, until they are all
+// sent, the server answers or closes, or the Trickler is destroyed; what the server sent is kept.
+class Trickler {
+public:
+    Trickler(uint16_t port, std::chrono::milliseconds period, std::string bytes)
+        : fd_(connect_blocking(port)), thread_([this, period, bytes] { run(period, bytes); }) {
+        for (auto start = Clock::now(); !started_.load() && ms_since(start) < 10'000;) std::this_thread::sleep_for(1ms);
+    }
+    ~Trickler() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    // Waits for the thread (at most the rest of its bytes' time); the server's answer, and how long
+    // after the first byte it came, or -1 if the server never answered or closed.
+    std::pair<std::string, int64_t> result() {
+        if (thread_.joinable()) thread_.join();
+        return {reply_, cut_after_ms_};
+    }
+
+private:
+    void run(std::chrono::milliseconds period, const std::string& bytes) {
+        auto first = Clock::now();
+        for (size_t i = 0; i < bytes.size() && !stop_.load(); ++i) {
+            if (::send(fd_.get(), &bytes[i], 1, MSG_NOSIGNAL) != 1) break;
+            started_ = true;
+            if (readable_within(fd_.get(), static_cast<int>(period.count()))) {
+                cut_after_ms_ = ms_since(first);
+                reply_ = recv_until_eof(fd_.get());
+                return;
+            }
+        }
+    }
+
+    UniqueFd fd_;
+    std::atomic<bool> started_{false}, stop_{false};
+    std::string reply_;
+    int64_t cut_after_ms_ = -1;
+    std::thread thread_;
+};
+
+const std::string kSlowRequest = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'a') + "\r\n\r\n";
 
 // 40 keep-alive clients send 50 HTTP requests each in lock-step while another thread scrapes; the
 // counters never go backwards, and afterwards accepted/requests/bytes match what was sent exactly.
@@ -159,6 +226,151 @@ TEST(Metrics, ExpositionIsWellFormed) {
                   s.at("kqserver_worker_events_per_wait_count" + lbl + "}"));
     }
     EXPECT_NE(scrape(metrics.port(), "/other").find("404"), std::string::npos);
+}
+
+// A client trickling a byte a second holds one connection of the endpoint, nothing else: scrapes
+// meanwhile are answered at once.
+TEST(MetricsEndpoint, TricklingClientDoesNotDelayOtherScrapes) {
+    RunningServer srv(ServerConfig{}, "echo");
+    MetricsServer metrics(srv.server(), ListenOptions{});
+    metrics.start();
+    Trickler slow(metrics.port(), 1000ms, kSlowRequest);
+    for (int i = 0; i < 3; ++i) {
+        auto r = timed_scrape(metrics.port(), 2000);
+        ASSERT_TRUE(r) << "scrape " << i << " not answered within 2 s while a client trickles";
+        EXPECT_TRUE(r->first.starts_with("HTTP/1.1 200 OK\r\n")) << r->first.substr(0, 100);
+        EXPECT_LT(r->second, 500) << "scrape " << i << " took " << r->second << " ms";
+    }
+}
+
+// 50 scrapes at once, beside a trickling client: every one is answered in full.
+TEST(MetricsEndpoint, FiftyConcurrentScrapesAllSucceed) {
+    RunningServer srv(ServerConfig{}, "echo");
+    MetricsServer metrics(srv.server(), ListenOptions{});
+    metrics.start();
+    Trickler slow(metrics.port(), 1000ms, kSlowRequest);
+    constexpr size_t kScrapes = 50;
+    std::vector<UniqueFd> fds;
+    std::vector<std::string> replies(kScrapes);
+    std::vector<bool> done(kScrapes, false);
+    for (size_t i = 0; i < kScrapes; ++i) fds.push_back(connect_tcp("127.0.0.1", metrics.port(), true));
+    for (auto& fd : fds) {
+        ASSERT_EQ(wait_connected(fd.get(), 5000), 0);
+        send_all(fd.get(), "GET /metrics HTTP/1.1\r\n\r\n");
+    }
+    auto start = Clock::now();
+    while (std::count(done.begin(), done.end(), false) > 0 && ms_since(start) < 10'000) {
+        std::vector<pollfd> pfds;
+        std::vector<size_t> who;
+        for (size_t i = 0; i < kScrapes; ++i) {
+            if (!done[i]) pfds.push_back({fds[i].get(), POLLIN, 0}), who.push_back(i);
+        }
+        ::poll(pfds.data(), pfds.size(), 100);
+        for (size_t k = 0; k < pfds.size(); ++k) {
+            if (!pfds[k].revents) continue;
+            char buf[65536];
+            ssize_t n = ::recv(pfds[k].fd, buf, sizeof buf, 0);
+            if (n > 0) replies[who[k]].append(buf, static_cast<size_t>(n));
+            else done[who[k]] = true;
+        }
+    }
+    for (size_t i = 0; i < kScrapes; ++i) {
+        EXPECT_TRUE(done[i]) << "scrape " << i << " unfinished after 10 s";
+        EXPECT_TRUE(replies[i].starts_with("HTTP/1.1 200 OK\r\n")) << i << ": " << replies[i].substr(0, 100);
+        EXPECT_NE(replies[i].find("\nprocess_open_fds "), std::string::npos) << i << ": body cut short";
+    }
+}
+
+// Clients that ask and never read their answers each hold a connection until the idle time-out, and
+// nothing else: a scrape meanwhile is answered at once.
+TEST(MetricsEndpoint, ClientsThatNeverReadDoNotBlockOthers) {
+    ServerConfig cfg;
+    cfg.workers = 16;  // a longer exposition
+    RunningServer srv(cfg, "echo");
+    MetricsServer metrics(srv.server(), ListenOptions{});
+    metrics.start();
+    std::vector<UniqueFd> sleepers;
+    for (int i = 0; i < 20; ++i) {
+        sleepers.push_back(connect_blocking(metrics.port()));
+        int small = 1024;  // the kernel's minimum: most of the answer has to wait on the server's side
+        ::setsockopt(sleepers.back().get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        send_all(sleepers.back().get(), "GET /metrics HTTP/1.1\r\n\r\n");
+    }
+    auto r = timed_scrape(metrics.port(), 2000);
+    ASSERT_TRUE(r) << "no answer within 2 s beside 20 clients that do not read";
+    EXPECT_TRUE(r->first.starts_with("HTTP/1.1 200 OK\r\n"));
+    EXPECT_LT(r->second, 500);
+}
+
+// The deadline covers the whole request from its first byte, not each read: a client sending a byte
+// every 100 ms, each well within any per-read time-out, is answered 408 and closed at the deadline.
+TEST(MetricsEndpoint, TricklingClientIsCutAtTheWholeRequestDeadline) {
+    RunningServer srv(ServerConfig{}, "echo");
+    MetricsConfig cfg;
+    cfg.request_timeout_ms = 1000;
+    cfg.idle_timeout_ms = 10'000;
+    MetricsServer metrics(srv.server(), ListenOptions{}, cfg);
+    metrics.start();
+    Trickler slow(metrics.port(), 100ms, kSlowRequest);  // 26 s to send it all
+    auto [reply, cut_ms] = slow.result();
+    std::printf("trickling client cut %lld ms after its first byte\n", static_cast<long long>(cut_ms));
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 408 Request Timeout\r\n")) << reply;
+    EXPECT_GE(cut_ms, 900);
+    EXPECT_LT(cut_ms, 3000) << "not cut at the 1 s deadline";
+    EXPECT_EQ(metrics.stats().request_timeouts.get(), 1u);
+}
+
+// GET (and HEAD) /metrics[?...] are answered 200; other paths 404, other methods 405, garbage 400 at once,
+// a head above the limit 431; every answer closes the connection.
+TEST(MetricsEndpoint, AnswersOnlyGetMetrics) {
+    RunningServer srv(ServerConfig{}, "echo");
+    MetricsConfig cfg;
+    cfg.max_request = 1024;
+    MetricsServer metrics(srv.server(), ListenOptions{}, cfg);
+    metrics.start();
+    const std::pair<std::string, std::string> cases[] = {
+        {"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n"},
+        {"GET /metrics?name[]=process_open_fds HTTP/1.0\r\n\r\n", "HTTP/1.1 200 OK\r\n"},
+        {"GET /metrics HTTP/1.1\n\n", "HTTP/1.1 200 OK\r\n"},
+        {"GET /other HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"},
+        {"GET /metricsx HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"},
+        {"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed\r\n"},
+        {"\x16\x03\x01\x02\x00\x01", "HTTP/1.1 400 Bad Request\r\n"},  // a TLS hello: 400 without waiting
+        {"GET /metrics\r\nHost: x\r\n", "HTTP/1.1 400 Bad Request\r\n"},  // no version: 400 at the line's end
+        {"GET /metrics HTTP/1.1\r\nX: " + std::string(2000, 'a'), "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
+    };
+    for (const auto& [request, status] : cases) {
+        auto r = timed_scrape(metrics.port(), 2000, request);
+        ASSERT_TRUE(r) << "no answer (and close) within 2 s to: " << request.substr(0, 40);
+        EXPECT_TRUE(r->first.starts_with(status)) << request.substr(0, 40) << " -> " << r->first.substr(0, 60);
+        EXPECT_NE(r->first.find("Connection: close\r\n"), std::string::npos);
+    }
+    auto head = timed_scrape(metrics.port(), 2000, "HEAD /metrics HTTP/1.1\r\n\r\n");
+    ASSERT_TRUE(head);
+    EXPECT_TRUE(head->first.starts_with("HTTP/1.1 200 OK\r\n"));
+    EXPECT_TRUE(head->first.ends_with("\r\n\r\n")) << "HEAD got a body";
+}
+
+// At the connection limit further clients wait in the kernel's backlog; clients that hold a connection
+// without sending are closed at the idle time-out, and the waiting scrape is then answered.
+TEST(MetricsEndpoint, ConnectionsAreBoundedAndSilentHoldersAreCut) {
+    RunningServer srv(ServerConfig{}, "echo");
+    MetricsConfig cfg;
+    cfg.max_connections = 4;
+    cfg.idle_timeout_ms = 1000;
+    MetricsServer metrics(srv.server(), ListenOptions{}, cfg);
+    metrics.start();
+    std::vector<UniqueFd> silent;
+    for (size_t i = 0; i < cfg.max_connections; ++i) silent.push_back(connect_blocking(metrics.port()));
+    for (auto start = Clock::now(); metrics.stats().accepted.get() < cfg.max_connections && ms_since(start) < 5000;)
+        std::this_thread::sleep_for(1ms);
+    ASSERT_EQ(metrics.stats().accepted.get(), cfg.max_connections);
+    auto r = timed_scrape(metrics.port(), 5000);
+    ASSERT_TRUE(r) << "the waiting scrape was never served";
+    EXPECT_TRUE(r->first.starts_with("HTTP/1.1 200 OK\r\n"));
+    EXPECT_GE(r->second, 800) << "served beyond the connection limit";
+    EXPECT_EQ(metrics.stats().idle_timeouts.get(), cfg.max_connections);
+    for (auto& fd : silent) EXPECT_TRUE(readable_within(fd.get(), 0) && recv_until_eof(fd.get()).empty());
 }
 
 }  // namespace

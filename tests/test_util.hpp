@@ -7,8 +7,8 @@
 #include <sys/socket.h>
 
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -104,6 +104,11 @@ protected:
 // Names parameterised tests after the backend ("…/epoll", "…/kqueue").
 inline std::string backend_label(const ::testing::TestParamInfo<Backend>& info) {
     return std::string(backend_name(info.param));
+}
+
+// Milliseconds since t, for deadlines and measured waits.
+inline int64_t ms_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
 }
 
 inline UniqueFd connect_blocking(uint16_t port) { return connect_tcp("127.0.0.1", port, false); }

@@ -70,6 +70,7 @@ void Acceptor::run() {
     for (int fd : pending_) ::close(fd);
     pending_.clear();
     listen_fd_.reset();  // new clients are refused from now on instead of waiting in the backlog
+    pause_log_.flush();
 }
 
 // One READ event per listening socket per wait however many clients queued (the forum's "one
@@ -95,7 +96,7 @@ void Acceptor::drain_backlog() {
         case AcceptResult::out_of_fds:
             // Never spin: leave the clients in the kernel backlog and retry after a pause.
             stats_.accept_pauses.add();
-            spdlog::warn("accept4: {}; pausing accepts for {} ms", std::strerror(errno), kAcceptPauseMs);
+            pause_log_.paused(errno);
             paused_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptPauseMs);
             return;
         case AcceptResult::failed:

@@ -1,16 +1,14 @@
-// Prometheus text exposition of the server's counters, and the GET /metrics endpoint's thread.
+// Prometheus text exposition of the server's counters (the endpoint that serves it: metrics_endpoint.cpp).
 #include "kq/metrics.hpp"
 
 #include <dirent.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
 #include <fstream>
 #include <iterator>
 #include <spdlog/fmt/fmt.h>
-#include <spdlog/spdlog.h>
+#include <sstream>
 
 namespace kq {
 namespace {
@@ -140,64 +138,6 @@ std::string render_metrics(const Server& server) {
     acceptor(out, server);
     process(out);
     return text;
-}
-
-MetricsServer::MetricsServer(const Server& server, const ListenOptions& listen)
-    : server_(server), listen_fd_(listen_tcp(listen)), poller_(make_poller(Backend::automatic)),
-      port_(local_port(listen_fd_.get())), address_(local_address(listen_fd_.get())) {
-    poller_->add_readonly(listen_fd_.get(), this);
-}
-
-MetricsServer::~MetricsServer() { stop(); }
-
-void MetricsServer::start() {
-    start_time_seconds();  // read /proc once now, not on the first scrape
-    thread_ = std::thread([this] { run(); });
-}
-
-void MetricsServer::stop() noexcept {
-    if (!thread_.joinable()) return;
-    stop_.store(true, std::memory_order_release);
-    poller_->wake();
-    thread_.join();
-}
-
-void MetricsServer::run() {
-    std::array<PollEvent, 4> events;
-    while (!stop_.load(std::memory_order_acquire)) {
-        poller_->wait(events, -1);
-        for (;;) {  // edge-triggered listening socket: drain the backlog
-            int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd < 0) break;
-            serve_one(UniqueFd(fd));
-        }
-    }
-}
-
-// One scrape at a time, blocking with a 2 s time-out: a slow scraper delays only other scrapes.
-void MetricsServer::serve_one(UniqueFd client) {
-    timeval tv{2, 0};
-    ::setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(client.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    std::string request;
-    char buf[2048];
-    while (request.find("\r\n\r\n") == std::string::npos && request.size() < 8192) {
-        ssize_t n = ::recv(client.get(), buf, sizeof buf, 0);
-        if (n <= 0) return;
-        request.append(buf, static_cast<size_t>(n));
-    }
-    bool ok = request.starts_with("GET /metrics ") || request.starts_with("GET /metrics?");
-    std::string body = ok ? render_metrics(server_) : "404 Not Found: try GET /metrics\n";
-    std::string response = fmt::format(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        ok ? "200 OK" : "404 Not Found", ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain",
-        body.size(), body);
-    size_t off = 0;
-    while (off < response.size()) {
-        ssize_t n = ::send(client.get(), response.data() + off, response.size() - off, MSG_NOSIGNAL);
-        if (n <= 0) return;
-        off += static_cast<size_t>(n);
-    }
 }
 
 }  // namespace kq

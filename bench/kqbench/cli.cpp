@@ -3,10 +3,12 @@
 #include "kqbench/cli.hpp"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 
+#include "kq/cli_checks.hpp"
 #include "kqbench/proc_cpu.hpp"
 #include "kqbench/units.hpp"
 
@@ -21,9 +23,23 @@ struct Typed {
     uint64_t reply_size = 0;
 };
 
+// The longest duration, ramp-up and open-loop interval taken: the run's deadlines are the start time
+// plus the ramp-up, the warm-up and the duration in int64 nanoseconds, which this keeps far from overflow.
+constexpr double kMaxSeconds = 10 * 365 * 86400.0;
+
+std::string number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
 CLI::Validator duration_check() {
     return CLI::Validator(
-        [](std::string& s) { return parse_duration_ns(s) ? std::string() : "'" + s + "' is not a duration (10s, 500ms, 2m)"; },
+        [](std::string& s) {
+            auto ns = parse_duration_ns(s);
+            if (ns && static_cast<double>(*ns) <= kMaxSeconds * 1e9) return std::string();
+            return "'" + s + "' is not 0 or a duration from 1 ns to 10 years (10s, 500ms, 2m)";
+        },
         "DURATION");
 }
 
@@ -35,29 +51,29 @@ CLI::Validator size_check() {
 
 void add_run_flags(CLI::App& app, Typed& t, Config& c) {
     app.add_option("-t,--threads", c.threads, "Bench threads, each with its own poller (at most one per connection)")
-        ->check(CLI::Range(1, 4096))->capture_default_str();
+        ->check(whole_number_check(1, 4096))->capture_default_str();
     app.add_option("-c,--connections", c.connections,
                    "Connections, spread over the threads; every one is made, and failed attempts are counted by reason")
-        ->check(CLI::Range(1, 10'000'000))->capture_default_str();
+        ->check(whole_number_check(1, 10'000'000))->capture_default_str();
     auto* duration = app.add_option("-d,--duration", t.duration, "How long to measure: 10s, 500ms, 2m ...")
                          ->check(duration_check())->capture_default_str();
     app.add_option("-n,--requests", c.requests, "Measure exactly N requests (sent and answered or failed) instead of a duration")
-        ->check(CLI::Validator([](std::string& v) { return v.find_first_not_of('0') == std::string::npos ? "must be at least 1" : ""; }, "N"))
+        ->check(whole_number_check(1, 1'000'000'000'000))
         ->excludes(duration);
     app.add_option("--warmup", t.warmup, "Run this long before measuring; nothing in it counts")
         ->check(duration_check())->capture_default_str();
     app.add_option("--pipeline", c.pipeline, "Requests in flight per connection")
-        ->check(CLI::Range(1, 65536))->capture_default_str();
+        ->check(whole_number_check(1, 65536))->capture_default_str();
     app.add_option("--rate", c.rate,
                    "Open loop: total requests/s over all connections, each timed from its intended send time "
                    "(coordinated-omission corrected; the uncorrected figure is shown too). 0 = closed loop")
-        ->check(CLI::Range(0.0, 1e9))->capture_default_str();
+        ->check(real_number_check(0, 1e9))->capture_default_str();
     app.add_option("--timeout", t.timeout,
                    "Per request and per connect attempt; a late request counts as an error and its connection is replaced")
         ->check(duration_check())->capture_default_str();
     app.add_option("--connect-rate", c.connect_rate,
                    "Open connections at this many per second (ramp-up, not measured); 0 = all at once")
-        ->check(CLI::Range(0.0, 1e9))->capture_default_str();
+        ->check(real_number_check(0, 1e9))->capture_default_str();
     app.add_flag("--reconnect", c.reconnect,
                  "A new connection for every request (measures the accept path); latency then includes the connect");
 }
@@ -74,7 +90,7 @@ void add_protocol_flags(CLI::App& app, Typed& t, Config& c) {
     app.add_option("--request-file", t.request_file, "raw: send this file's bytes as every request")
         ->check(CLI::ExistingFile);
     app.add_option("--reply-size", t.reply_size, "raw: bytes the server answers per request (default: the request's size)")
-        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
+        ->check(whole_number_check(1, uint64_t{1} << 32));
 }
 
 void add_output_flags(CLI::App& app, Typed& t, Config& c, std::string& json) {
@@ -85,7 +101,7 @@ void add_output_flags(CLI::App& app, Typed& t, Config& c, std::string& json) {
         ->check(duration_check());
     app.add_option("--server-pid", c.server_pid,
                    "Report this process's CPU time per request over the measured window (from /proc/PID/stat)")
-        ->check(CLI::Range(1, 1 << 30));
+        ->check(whole_number_check(1, 1 << 30));
     app.add_option("--backend", t.backend, "Event backend: auto|epoll|kqueue (those built into this binary)")
         ->check(CLI::IsMember({"auto", "epoll", "kqueue"}))->capture_default_str();
     app.add_option("--seed", c.seed, "Seed of the request bytes and sizes (runs with one seed send the same bytes)")
@@ -141,6 +157,16 @@ std::string to_config(const CLI::App& app, Typed& t, Config& c) {
     if (c.duration_ns <= 0 && c.requests == 0) return "--duration must be more than 0";
     if (c.timeout_ns <= 0) return "--timeout must be more than 0";
     if (c.reconnect && c.pipeline > 1) return "--reconnect sends one request per connection: drop --pipeline";
+    // Each connection's open-loop interval is connections / rate seconds, the ramp-up connections /
+    // connect-rate: both are kept in int64 nanoseconds.
+    if (c.rate > 0 && c.connections / c.rate > kMaxSeconds) {
+        return "--rate " + number(c.rate) + " gives each of the " + std::to_string(c.connections) +
+               " connections less than one request per 10 years";
+    }
+    if (c.connect_rate > 0 && c.connections / c.connect_rate > kMaxSeconds) {
+        return "--connect-rate " + number(c.connect_rate) + " would take more than 10 years to open " +
+               std::to_string(c.connections) + " connections";
+    }
     parse_backend(t.backend, c.backend);
     if (c.server_pid > 0 && !process_cpu_us(c.server_pid)) {
         return "--server-pid " + std::to_string(c.server_pid) + ": no such process (or /proc unreadable)";

@@ -41,7 +41,8 @@ std::optional<int64_t> parse_duration_ns(std::string_view text) {
     else if (suffix == "h") scale = 3600e9;
     else return std::nullopt;
     double ns = v * scale;
-    if (ns > 9e18) return std::nullopt;
+    // Below half a nanosecond a positive duration would round to 0, which the flags read as "none".
+    if (ns > 9e18 || (ns > 0 && ns < 0.5)) return std::nullopt;
     return static_cast<int64_t>(std::llround(ns));
 }
 

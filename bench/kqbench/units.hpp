@@ -9,7 +9,8 @@
 
 namespace kq::bench {
 
-// "10s", "500ms", "250us", "2m", "1.5s"; a bare number is seconds. nullopt if malformed or negative.
+// "10s", "500ms", "250us", "2m", "1.5s"; a bare number is seconds. nullopt if malformed, negative, or
+// positive but below the 1 ns resolution (it would read as 0).
 std::optional<int64_t> parse_duration_ns(std::string_view text);
 // "64", "4k", "1m" (binary multiples); nullopt if malformed.
 std::optional<uint64_t> parse_bytes(std::string_view text);

@@ -11,7 +11,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <memory>
+#include <spdlog/spdlog.h>
 #include <stdexcept>
 #include <system_error>
 
@@ -173,6 +175,20 @@ AcceptResult accept_client(int listen_fd, int& fd) noexcept {
         return AcceptResult::out_of_fds;
     default:
         return AcceptResult::failed;
+    }
+}
+
+void AcceptPauseLog::paused(int err) {
+    if (uint64_t n = limit_.occurred())
+        spdlog::warn("{}: {}; pausing accepts for {} ms (pauses since the last such line: {})", who_,
+                     std::strerror(err), kAcceptPauseMs, n);
+}
+
+void AcceptPauseLog::flush() noexcept {
+    try {
+        if (uint64_t n = limit_.take_held_back())
+            spdlog::warn("{}: pauses since the last such line: {} (accepting has stopped)", who_, n);
+    } catch (...) {  // a log line is not worth terminating for (spdlog reports its own errors)
     }
 }
 

@@ -44,7 +44,7 @@ void WorkerLoop::accept_clients() {
             return;
         case AcceptResult::out_of_fds:
             stats_.accept_pauses.add();
-            spdlog::warn("worker accept4: {}; pausing accepts for {} ms", std::strerror(errno), kAcceptPauseMs);
+            pause_log_.paused(errno);
             accept_paused_until_ms_ = now_ms_ + kAcceptPauseMs;
             return;
         case AcceptResult::failed:

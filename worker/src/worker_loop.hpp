@@ -10,6 +10,7 @@
 #include "conn_list.hpp"
 #include "connection.hpp"
 #include "kq/mailbox.hpp"
+#include "kq/net.hpp"
 #include "kq/poller.hpp"
 #include "kq/worker.hpp"
 #include "kq/worker_link.hpp"
@@ -110,6 +111,7 @@ private:
     bool accept_pending_ = false;          // the backlog may hold clients: accept before sleeping
     bool at_limit_ = false;                // max_open_ reached: resume when a connection closes
     int64_t accept_paused_until_ms_ = 0;   // EMFILE/ENFILE back-off
+    AcceptPauseLog pause_log_{"worker accept4"};
 };
 
 }  // namespace kq

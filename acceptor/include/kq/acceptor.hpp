@@ -14,6 +14,7 @@
 
 #include "kq/counter.hpp"
 #include "kq/fd.hpp"
+#include "kq/net.hpp"
 #include "kq/poller.hpp"
 #include "kq/worker_link.hpp"
 
@@ -68,6 +69,7 @@ private:
     size_t next_ = 0;
     std::deque<int> pending_;   // accepted fds no worker queue had room for yet
     std::chrono::steady_clock::time_point paused_until_{};
+    AcceptPauseLog pause_log_{"accept4"};
     size_t max_connections_;
     bool at_limit_ = false;
 };

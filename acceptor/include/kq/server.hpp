@@ -1,7 +1,9 @@
 // Server assembly: listening socket, N workers, one acceptor (or, with AcceptMode::reuseport, one
 // SO_REUSEPORT listening socket per worker and no acceptor). The library form of kqserver, used by the
 // kqserver binary and by the tests (which run it in-process on port 0).
-// Thread rules: construct, run() and the accessors on one thread; stop() from any thread.
+// Thread rules: construct and run() on one thread; stop(), stop_now(), log_summary(), accept_totals(),
+// handoff_full() and the workers' stats from any thread (counters are relaxed atomics; the set of
+// workers never changes after construction); the other accessors on the constructing thread.
 #pragma once
 
 #include <atomic>
@@ -66,7 +68,8 @@ public:
     // Times the acceptor found worker i's hand-off queue full (0 with reuseport). Any thread.
     uint64_t handoff_full(size_t worker) const noexcept;
     const Protocol& protocol() const noexcept { return *protocol_; }
-    // One info line per worker (connections, bytes, events, waits) and one for the acceptor.
+    // One info line per worker (connections, bytes, events, waits) and one for the acceptor. Any thread:
+    // kqserver logs it on SIGUSR1 while the server runs, and at exit.
     void log_summary() const;
 
 private:

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kq/fd.hpp"
+#include "kq/log_rate_limit.hpp"
 
 namespace kq {
 
@@ -51,5 +52,27 @@ void close_with_reset(UniqueFd fd);
 enum class AcceptResult { accepted, drained, retry, out_of_fds, failed };
 AcceptResult accept_client(int listen_fd, int& fd) noexcept;
 inline constexpr int kAcceptPauseMs = 100;  // back-off after out_of_fds, as nginx does
+
+// The warning an accept loop logs on out_of_fds. At the fd limit a pause begins every kAcceptPauseMs,
+// so a line per pause would flood the log (ten a second); this logs at most one per kAcceptLogIntervalMs,
+// each saying how many pauses it stands for ("pauses since the last such line: N"), and the pauses held
+// back since the last line when the loop ends, so the lines add up to the pause counter.
+// Thread rules: one per accept loop, used on that loop's thread only.
+inline constexpr int kAcceptLogIntervalMs = 5000;
+class AcceptPauseLog {
+public:
+    explicit AcceptPauseLog(const char* who) : who_(who), limit_(std::chrono::milliseconds(kAcceptLogIntervalMs)) {}
+    ~AcceptPauseLog() { flush(); }
+    AcceptPauseLog(const AcceptPauseLog&) = delete;
+    AcceptPauseLog& operator=(const AcceptPauseLog&) = delete;
+    // A pause began because accept4 failed with err.
+    void paused(int err);
+    // Logs the pauses no line has reported yet, if any.
+    void flush() noexcept;
+
+private:
+    const char* who_;  // "accept4", "worker accept4"
+    LogRateLimit limit_;
+};
 
 }  // namespace kq

@@ -1,0 +1,92 @@
+// kqserver's signal thread: one sigwait() loop that turns each signal into what it means (signals.hpp).
+#include "signals.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <spdlog/spdlog.h>
+#include <system_error>
+
+namespace kq {
+namespace {
+
+constexpr int kSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
+// Sent by the destructor to the signal thread alone; its meaning from outside (the summary) is harmless.
+constexpr int kWakeSignal = SIGUSR1;
+
+sigset_t signal_set() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : kSignals) sigaddset(&set, sig);
+    return set;
+}
+
+const char* signal_name(int sig) {
+    switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGHUP: return "SIGHUP";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    default: return "signal";
+    }
+}
+
+}  // namespace
+
+void SignalThread::block_signals() {
+    sigset_t set = signal_set();
+    if (int err = pthread_sigmask(SIG_BLOCK, &set, nullptr); err != 0)
+        throw std::system_error(err, std::system_category(), "pthread_sigmask");
+}
+
+SignalThread::SignalThread(Server& server) : server_(server), thread_([this] { run(); }) {}
+
+SignalThread::~SignalThread() {
+    exiting_.store(true, std::memory_order_release);
+    // A signal directed at the thread stays pending for it until its next sigwait(), so it is never lost,
+    // whatever the thread is doing when it is sent.
+    pthread_kill(thread_.native_handle(), kWakeSignal);
+    thread_.join();
+}
+
+void SignalThread::run() {
+    const sigset_t set = signal_set();
+    int sig = 0;
+    while (sigwait(&set, &sig) == 0) {
+        if (exiting_.load(std::memory_order_acquire)) return;
+        on_signal(sig);
+    }
+}
+
+void SignalThread::on_signal(int sig) {
+    const char* name = signal_name(sig);
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+    case SIGQUIT:
+        if (!stopping_) {
+            spdlog::info("{}: no longer accepting; draining connections (a second SIGTERM, SIGINT or SIGQUIT "
+                         "stops at once)", name);
+            stopping_ = true;
+            server_.stop();
+        } else {
+            spdlog::info("{}: stopping now", name);
+            server_.stop_now();
+        }
+        return;
+    case SIGUSR1:
+        spdlog::info("{}: the summary so far", name);
+        server_.log_summary();
+        return;
+    case SIGHUP:
+        spdlog::info("{}: ignored (kqserver has no configuration to reload)", name);
+        return;
+    default:
+        spdlog::info("{}: ignored (reserved)", name);
+        return;
+    }
+}
+
+}  // namespace kq
