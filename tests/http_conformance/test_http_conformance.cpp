@@ -62,6 +62,16 @@ std::vector<std::string> split_pieces(const Case& c) {
     return pieces;
 }
 
+// Every error answer ends its connection, but 404 and 405: those answer a complete, well-framed request
+// whose only fault is what it asks for. Nothing may follow any other 4xx or 5xx.
+bool errors_close(const Outcome& o) {
+    for (size_t i = 0; i < o.statuses.size(); ++i) {
+        const int s = o.statuses[i];
+        if (s >= 400 && s != 404 && s != 405 && (i + 1 < o.statuses.size() || o.probe)) return false;
+    }
+    return true;
+}
+
 // The verdict on one case: failure is empty if it holds, else says why not.
 struct Verdict {
     Result nginx, kq;
@@ -77,6 +87,8 @@ Verdict judge(const CaseRun& r) {
         v.failure = "nginx's answer could not be read: " + v.nginx.text();
     } else if (!v.kq.clean()) {
         v.failure = "kqserver's answer could not be read: " + v.kq.text();
+    } else if (!errors_close(v.kq.outcome)) {
+        v.failure = "kqserver went on after an error answer";
     } else if (Result split = result_of(r.kq_split, c); c.split() && (!split.clean() || split.outcome != v.kq.outcome)) {
         v.failure = "sent in pieces, kqserver answered " + split.text() + " instead of " + v.kq.outcome.text();
     } else if (c.expect == Expectation::same) {
@@ -132,6 +144,9 @@ struct Tally {
 TEST(HttpConformance, CaseFileIsWellFormed) {
     std::vector<Case> cases = load_cases(KQ_CONFORMANCE_CASES);
     EXPECT_GE(cases.size(), kMinCases);
+    for (const Case& c : cases) {
+        EXPECT_TRUE(c.expect == Expectation::same || errors_close(c.outcome)) << c.name << ": an error must close";
+    }
     for (const char* text : {"400", "100 200 +probe", "200*2500 +probe", "(none)", "+probe", "200 404 404"}) {
         EXPECT_EQ(parse_outcome(text).text(), text);
     }
