@@ -38,14 +38,13 @@ foreach(tool kqserver kqcat kqbench)
 endforeach()
 install(EXPORT kqserverTargets NAMESPACE kqserver:: DESTINATION ${KQ_CMAKE_DIR})
 
-# What the config must find again: the static libraries carry their private dependencies (http-parser,
-# and libkqueue when the kqueue backend was built on it) as link-only entries of their interface.
+# What the config must find again: the static libraries carry their private dependencies (libkqueue when
+# the kqueue backend was built on it) as link-only entries of their interface.
 if(LIBKQUEUE_FOUND AND NOT KQ_HAVE_NATIVE_KQUEUE)
   set(KQ_PACKAGE_LIBKQUEUE ON)
 else()
   set(KQ_PACKAGE_LIBKQUEUE OFF)
 endif()
-get_filename_component(KQ_HTTP_PARSER_DIR "${HTTP_PARSER_LIBRARY}" DIRECTORY)
 configure_package_config_file(cmake/kqserverConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/kqserverConfig.cmake
   INSTALL_DESTINATION ${KQ_CMAKE_DIR})
 # 0.x: minor versions may change the API, patch versions do not.

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config                  # build
   libboost-dev libspdlog-dev libcli11-dev           # Boost.Lockfree, logging, command lines
-  nlohmann-json3-dev libhttp-parser-dev             # JSON reports, HTTP parsing
+  nlohmann-json3-dev                                # JSON reports
   libgtest-dev libgmock-dev libbenchmark-dev        # tests and micro-benchmarks
   curl apache2-utils wrk nghttp2-client chromium    # real HTTP clients the tests drive
   nginx-light                                       # the HTTP peer of tests/http_conformance

@@ -75,7 +75,7 @@ void add_model_flags(CLI::App& app, Options& o) {
 
 void add_limit_flags(CLI::App& app, Options& o) {
     auto& w = o.server.worker;
-    app.add_option("--max-header", o.http.max_header, "http: largest request line + headers in bytes (431 above)")
+    app.add_option("--max-header", o.http.max_header, "http: largest request head (request line + fields) in bytes: 431 above it, 414 if the request line alone is longer")
         ->check(whole_number_check(256, 1 << 20))->capture_default_str();
     app.add_option("--max-body", o.http.max_body, "http: largest request body in bytes, read and discarded (413 above)")
         ->check(whole_number_check(0, uint64_t{1} << 40))->capture_default_str();

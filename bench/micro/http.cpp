@@ -1,13 +1,12 @@
-// Cost of HTTP request handling per request: http-parser alone with callbacks shaped like the
-// session's, then a whole kq HTTP session (parse + route + response build) through the Protocol API,
+// Cost of HTTP request handling per request: the request reader alone (worker/src/http_request.hpp), then
+// a whole kq HTTP session (framing + route + response build) through the Protocol API,
 // for a minimal wrk request, a browser-like one with 11 headers, and 16 pipelined wrk requests.
-#include <http_parser.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "http_request.hpp"
 #include "kq/http.hpp"
 #include "micro_util.hpp"
 
@@ -36,53 +35,21 @@ std::string repeated(std::string_view request, int times) {
     return s;
 }
 
-// What the session's callbacks do, minus routing and responses: keep the URL, count head bytes.
-struct ParseState {
-    std::string url;
-    size_t head_bytes = 0;
+// One keep-alive connection's request reader, fed one request (or a pipelined run) per iteration.
+void BM_HttpRequestReader(benchmark::State& state, std::string_view request, int requests) {
+    http::RequestReader reader(http::Limits{});
     uint64_t messages = 0;
-};
-
-ParseState& parse_state(http_parser* p) { return *static_cast<ParseState*>(p->data); }
-
-const http_parser_settings& parse_settings() {
-    static const http_parser_settings settings = [] {
-        http_parser_settings s{};
-        s.on_message_begin = [](http_parser* p) {
-            parse_state(p).url.clear();
-            parse_state(p).head_bytes = 0;
-            return 0;
-        };
-        s.on_url = [](http_parser* p, const char* at, size_t len) {
-            parse_state(p).url.append(at, len);
-            parse_state(p).head_bytes += len;
-            return 0;
-        };
-        s.on_header_field = [](http_parser* p, const char*, size_t len) {
-            parse_state(p).head_bytes += len;
-            return 0;
-        };
-        s.on_header_value = s.on_header_field;
-        s.on_message_complete = [](http_parser* p) {
-            ++parse_state(p).messages;
-            return 0;
-        };
-        return s;
-    }();
-    return settings;
-}
-
-// One keep-alive connection's parser, fed one request (or a pipelined run) per iteration.
-void BM_HttpParser(benchmark::State& state, std::string_view request, int requests) {
-    ParseState ps;
-    http_parser parser;
-    http_parser_init(&parser, HTTP_REQUEST);
-    parser.data = &ps;
     for (auto _ : state) {
-        size_t n = http_parser_execute(&parser, &parse_settings(), request.data(), request.size());
-        if (n != request.size() || HTTP_PARSER_ERRNO(&parser) != HPE_OK) return state.SkipWithError("parse error");
+        std::string_view in = request;
+        for (;;) {
+            const auto e = reader.next(in);
+            if (e == http::RequestReader::Event::need_more) break;
+            if (e == http::RequestReader::Event::error) return state.SkipWithError("parse error");
+            if (e == http::RequestReader::Event::head) benchmark::DoNotOptimize(reader.head().path.data());
+            if (e == http::RequestReader::Event::message) ++messages;
+        }
     }
-    if (ps.messages != static_cast<uint64_t>(state.iterations()) * static_cast<uint64_t>(requests))
+    if (messages != static_cast<uint64_t>(state.iterations()) * static_cast<uint64_t>(requests))
         return state.SkipWithError("wrong number of requests parsed");
     state.SetItemsProcessed(state.iterations() * requests);
     state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(request.size()));
@@ -134,8 +101,8 @@ void register_http_benchmarks() {
     };
     for (const Case& c : {Case{"wrk", kWrkRequest, 1}, Case{"browser", kBrowserRequest, 1},
                           Case{"wrk_pipelined16", pipelined, 16}}) {
-        benchmark::RegisterBenchmark((std::string("BM_HttpParser/") + c.name).c_str(), BM_HttpParser, c.request,
-                                     c.requests);
+        benchmark::RegisterBenchmark((std::string("BM_HttpRequestReader/") + c.name).c_str(), BM_HttpRequestReader,
+                                     c.request, c.requests);
         benchmark::RegisterBenchmark((std::string("BM_HttpSession/") + c.name).c_str(), BM_HttpSession, c.request,
                                      c.requests);
     }

@@ -16,7 +16,10 @@ std::string_view reason(int status) {
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 505: return "HTTP Version Not Supported";
     default: return "Error";
     }
 }
@@ -58,7 +61,10 @@ std::string_view error_body(int status) {
     case 405: return "405 Method Not Allowed\n";
     case 408: return "408 Request Timeout\n";
     case 413: return "413 Content Too Large\n";
+    case 414: return "414 URI Too Long\n";
     case 431: return "431 Request Header Fields Too Large\n";
+    case 501: return "501 Not Implemented\n";
+    case 505: return "505 HTTP Version Not Supported\n";
     default: return "error\n";
     }
 }
