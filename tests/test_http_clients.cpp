@@ -176,6 +176,28 @@ TEST_F(HttpClients, CurlReusesTheConnection) {
     EXPECT_EQ(accepted(srv_), 1u);
 }
 
+// curl's upload with Expect: 100-continue. The route answers 200 (GET): curl waits for the 100, gets it
+// at once and sends its body, then reads the 200 on the same connection. A route that does not answer 200
+// (POST: 405): the final answer comes instead of the 100 and curl sends no byte of its body. (Before,
+// neither came and curl sent the body after waiting a second for the 100.)
+TEST_F(HttpClients, CurlExpectContinueGets100OrTheFinalAnswerAtOnce) {
+    REQUIRE_TOOL(curl, "curl", "curl");
+    const std::string body(4096, 'b');
+    RunResult ok = run({curl, "-sv", "-X", "GET", "-H", "Expect: 100-continue", "--data-binary", body,
+                        "-w", "\nuploaded=%{size_upload}", url("/")},
+                       30s);
+    ASSERT_EQ(ok.exit_code, 0) << describe(ok);
+    EXPECT_NE(ok.err.find("< HTTP/1.1 100 Continue"), std::string::npos) << describe(ok);
+    EXPECT_EQ(ok.out, "Hello from kqserver\n\nuploaded=4096") << describe(ok);
+
+    RunResult refused = run({curl, "-sv", "-H", "Expect: 100-continue", "--data-binary", body, "-w",
+                             "\nstatus=%{http_code} uploaded=%{size_upload}", url("/")},
+                            30s);
+    ASSERT_EQ(refused.exit_code, 0) << describe(refused);
+    EXPECT_EQ(refused.err.find("100 Continue"), std::string::npos) << describe(refused);
+    EXPECT_EQ(refused.out, "405 Method Not Allowed\n\nstatus=405 uploaded=0") << describe(refused);
+}
+
 // ab speaks HTTP/1.0 and, without -k, opens a new connection for each request.
 TEST_F(HttpClients, AbHttp10WithoutKeepAlive) {
     REQUIRE_TOOL(ab, "ab", "apache2-utils");

@@ -57,6 +57,34 @@ TEST(Limits, SlowRequestGets408AndHealthyClientIsServed) {
     EXPECT_EQ(srv.server().worker(0).stats().request_timeouts.get(), 1u);
 }
 
+// Empty lines before a request belong to it (RFC 9112 §2.2): a client that trickles bare CRLFs after a
+// complete request is held to the request time-out from the first of them, where each byte used to reset
+// the idle time-out and no request ever began.
+TEST(Limits, TrickledEmptyLinesBetweenRequestsGet408) {
+    ServerConfig cfg;
+    cfg.workers = 1;
+    cfg.worker.request_timeout_ms = 400;
+    RunningServer srv(cfg, make_http_protocol());
+    UniqueFd c = connect_blocking(srv.port());
+    send_all(c.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string first;
+    while (!first.ends_with("Hello from kqserver\n")) {
+        char buf[4096];
+        const ssize_t n = ::recv(c.get(), buf, sizeof buf, 0);
+        ASSERT_GT(n, 0) << "no answer to the first request";
+        first.append(buf, static_cast<size_t>(n));
+    }
+    size_t sent = 0;
+    for (; sent < 60 && !readable_within(c.get(), 0); ++sent) {
+        send_all(c.get(), "\r\n");
+        std::this_thread::sleep_for(50ms);  // one empty line every 50 ms: pacing, not synchronisation
+    }
+    ASSERT_LT(sent, 60u) << "3 s of empty lines and the connection is still open";
+    const std::string got = recv_until_eof(c.get());
+    EXPECT_TRUE(got.starts_with("HTTP/1.1 408")) << got;
+    EXPECT_EQ(srv.server().worker(0).stats().request_timeouts.get(), 1u);
+}
+
 // At --max-connections the acceptor leaves new clients in the kernel backlog: the fourth client is not
 // served while three are open, and is served as soon as one of them closes.
 TEST(Limits, MaxConnectionsQueuesNewClientsUntilOneCloses) {
