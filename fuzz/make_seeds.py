@@ -6,83 +6,149 @@ import os
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def http_seed(payload, preset=0, timeout=False, splits=()):
-    """Byte 0: preset (bits 0-1), end with the request time-out (bit 2), number of split bytes (bits 4-7)."""
+def http_seed(payload, preset=0, timeout=False, splits=(), cuts=()):
+    """Byte 0: preset (bits 0-1), end with the request time-out (bit 2), number of split bytes (bits 4-7).
+    A split byte b cuts the payload at b*len/256; cuts are payload offsets turned into such bytes."""
+    for offset in cuts:
+        b = -(-offset * 256 // len(payload))
+        assert b < 256 and b * len(payload) // 256 == offset, offset
+        splits += (b,)
     assert len(splits) < 16
     head = bytes([preset | (4 if timeout else 0) | (len(splits) << 4)]) + bytes(splits)
     return head + payload.encode("latin-1")
 
 
-def req(line, *headers, body=""):
+def req(line, *headers, body="", host="a"):
+    """A request with CRLF line ends; HTTP/1.1 ones get the Host field they need unless host is None."""
+    if host is not None and line.endswith("HTTP/1.1") and not any(h.lower().startswith("host:") for h in headers):
+        headers = ("Host: " + host,) + headers
     return line + "\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n" + body
 
 
-GET = req("GET / HTTP/1.1", "Host: localhost")
+def chunked(*headers, body, line="POST / HTTP/1.1"):
+    return req(line, "Transfer-Encoding: chunked", *headers, body=body)
+
+
+GET = req("GET / HTTP/1.1", host="localhost")
+CONTINUE = req("POST /up HTTP/1.1", "Expect: 100-continue", "Content-Length: 5")
+CHUNKED_CONTINUE = chunked("Expect: 100-Continue", body="")
 HTTP = {
     "get_root": http_seed(GET),
-    "get_no_host": http_seed(req("GET / HTTP/1.1")),
-    "get_bytes_10": http_seed(req("GET /bytes/10 HTTP/1.1", "Host: a")),
-    "get_bytes_0": http_seed(req("GET /bytes/0 HTTP/1.1", "Host: a")),
-    "get_bytes_too_big": http_seed(req("GET /bytes/1048577 HTTP/1.1", "Host: a")),
+    "get_bytes_10": http_seed(req("GET /bytes/10 HTTP/1.1")),
+    "get_bytes_0": http_seed(req("GET /bytes/0 HTTP/1.1")),
+    "get_bytes_too_big": http_seed(req("GET /bytes/1048577 HTTP/1.1")),
     "get_bytes_overflow": http_seed(req("GET /bytes/99999999999999999999999 HTTP/1.1")),
     "get_bytes_small_route": http_seed(req("GET /bytes/5000 HTTP/1.1"), preset=1),
-    "get_bytes_not_number": http_seed(req("GET /bytes/12ab HTTP/1.1", "Host: a")),
-    "get_not_found": http_seed(req("GET /nothing/here?q=1 HTTP/1.1", "Host: a")),
-    "get_absolute_uri": http_seed(req("GET http://localhost/ HTTP/1.1")),
-    "head_root": http_seed(req("HEAD / HTTP/1.1", "Host: a")),
-    "head_bytes": http_seed(req("HEAD /bytes/100 HTTP/1.1", "Host: a")),
-    "head_bytes_too_big": http_seed(req("HEAD /bytes/1048577 HTTP/1.1", "Host: a")),
+    "get_bytes_not_number": http_seed(req("GET /bytes/12ab HTTP/1.1")),
+    "get_not_found": http_seed(req("GET /nothing/here?q=1 HTTP/1.1")),
+    "get_query_root": http_seed(req("GET /?a=b HTTP/1.1")),
+    "head_root": http_seed(req("HEAD / HTTP/1.1")),
+    "head_bytes": http_seed(req("HEAD /bytes/100 HTTP/1.1")),
+    "head_bytes_too_big": http_seed(req("HEAD /bytes/1048577 HTTP/1.1")),
     "head_not_found": http_seed(req("HEAD /x HTTP/1.1")),
-    "post_content_length": http_seed(req("POST /form HTTP/1.1", "Host: a", "Content-Length: 11", body="hello world")),
+    "head_with_bad_length": http_seed(req("HEAD / HTTP/1.1", "Content-Length: x")),
+    "post_content_length": http_seed(req("POST /form HTTP/1.1", "Content-Length: 11", body="hello world")),
     "post_content_length_split": http_seed(
         req("POST / HTTP/1.1", "Content-Length: 11", body="hello world"), splits=(40, 200)),
-    "post_chunked": http_seed(req("POST / HTTP/1.1", "Transfer-Encoding: chunked",
-                                  body="5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")),
-    "post_chunked_split": http_seed(req("POST / HTTP/1.1", "Transfer-Encoding: chunked",
-                                        body="5\r\nhello\r\n0\r\n\r\n"), splits=(10, 60, 70, 90)),
-    "post_chunked_trailer": http_seed(req("POST / HTTP/1.1", "Transfer-Encoding: chunked",
-                                          body="3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n")),
+    "post_chunked": http_seed(chunked(body="5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")),
+    "post_chunked_split": http_seed(chunked(body="5\r\nhello\r\n0\r\n\r\n"), splits=(10, 60, 70, 90)),
+    "post_chunked_trailer": http_seed(chunked(body="3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n")),
+    "post_chunked_hex_sizes": http_seed(chunked(body="A\r\n0123456789\r\n00f\r\n" + "f" * 15 + "\r\n000\r\n\r\n")),
     "put_then_get": http_seed(req("PUT /k HTTP/1.1", "Content-Length: 3", body="abc") + GET),
     "delete": http_seed(req("DELETE /k HTTP/1.1")),
+    "trace_patch": http_seed(req("TRACE / HTTP/1.1") + req("PATCH /p HTTP/1.1", "Content-Length: 1", body="p")),
     "options_star": http_seed(req("OPTIONS * HTTP/1.1")),
     "pipelined_gets": http_seed(GET * 3),
     "pipelined_mixed": http_seed(GET + req("HEAD / HTTP/1.1") + req("POST / HTTP/1.1", "Content-Length: 2", body="hi")
                                  + req("GET /bytes/3 HTTP/1.1")),
     "pipelined_split": http_seed(GET + req("HEAD /bytes/7 HTTP/1.1") + GET, splits=(30, 31, 100, 180)),
     "pipelined_many_splits": http_seed(GET * 4, splits=tuple(range(8, 248, 16))),
+    "pipelined_then_chunked": http_seed(GET + chunked(body="0\r\n\r\n") + GET, splits=(20, 120)),
     "http10": http_seed(req("GET / HTTP/1.0")),
-    "http10_keep_alive": http_seed(req("GET / HTTP/1.0", "Connection: keep-alive") + req("GET / HTTP/1.0")),
+    "http10_keep_alive": http_seed(req("HEAD /bytes/2?x=%20 HTTP/1.0", "Connection:  Keep-Alive") + req("GET / HTTP/1.0")),
+    "http10_close_and_keep_alive": http_seed(req("GET / HTTP/1.0", "Connection: keep-alive, close") + GET),
+    "http10_with_host": http_seed(req("GET / HTTP/1.0", "Host: a", "Connection: keep-alive") + GET),
+    "http12_is_http11": http_seed(req("GET / HTTP/1.2") + GET),
     "connection_close_then_more": http_seed(req("GET / HTTP/1.1", "Connection: close") + GET),
+    "connection_tokens": http_seed(req("GET / HTTP/1.1", "connection:CLOSE") + GET),
+    "connection_list": http_seed(req("GET / HTTP/1.1", "Connection: , foo,\tkeep-alive ,") + GET),
+    "proxy_connection": http_seed(req("GET / HTTP/1.1", "Proxy-Connection: close") + GET),
+    "field_names_like_framing": http_seed(req("GET / HTTP/1.1", "Transfer-Encodingx: a", "Upgrade-Insecure-Requests: 1",
+                                              "Content-Lengthy: 2", "Connections: close")),
+    "fields_at_head_limit": http_seed(req("GET / HTTP/1.1", *("X-H%d: v" % i for i in range(17))), preset=1),
+    "field_value_obs_text": http_seed(req("GET / HTTP/1.1", "X-A: caf\xe9 \t ok\t")),
     "leading_crlf": http_seed("\r\n\r\n" + GET),
+    "leading_lf": http_seed("\n\n" + GET + "\n" + GET),
     "bare_lf": http_seed("GET / HTTP/1.1\nHost: a\n\n"),
+    "bare_lf_mixed": http_seed("GET / HTTP/1.1\r\nHost: a\nContent-Length: 2\r\n\nhi" + GET),
+    "bare_cr": http_seed("GET / HTTP/1.1\rHost: a\r\n\r\n"),
+    "bare_lf_in_chunk": http_seed(chunked(body="2\nhi\r\n0\r\n\r\n")),
     "upgrade_without_body": http_seed(req("GET / HTTP/1.1", "Connection: Upgrade", "Upgrade: websocket") + "rest"),
-    "connect_method": http_seed(req("CONNECT example.com:443 HTTP/1.1") + "tunnel"),
+    "upgrade_with_body": http_seed(req("GET / HTTP/1.1", "Connection: Upgrade", "Upgrade: h2c", "Content-Length: 5",
+                                       body="abcde") + GET, splits=(80,)),
+    "connect_authority": http_seed(req("CONNECT example.com:443 HTTP/1.1", host="example.com:443") + "tunnel"),
+    "absolute_form": http_seed(req("GET http://localhost/bytes/4?x HTTP/1.1") + req("GET http://localhost HTTP/1.1")),
+    "expect_continue": http_seed(CONTINUE + "hello" + GET, cuts=(len(CONTINUE), len(CONTINUE) + 2)),
+    "expect_continue_whole": http_seed(CONTINUE + "hello"),
+    "expect_continue_no_body": http_seed(req("GET / HTTP/1.1", "Expect: 100-continue") + GET),
+    "expect_continue_too_big": http_seed(req("POST / HTTP/1.1", "Expect: 100-continue", "Content-Length: 100"), preset=1),
+    "expect_continue_chunked": http_seed(CHUNKED_CONTINUE + "1\r\nx\r\n0\r\n\r\n", cuts=(len(CHUNKED_CONTINUE),)),
+    "expect_continue_timeout": http_seed(CONTINUE, timeout=True),
+    "expect_continue_http10": http_seed(req("POST / HTTP/1.0", "Expect: 100-continue", "Content-Length: 1", body="x")),
+    # refused: one of each status and rule in worker/src/http_request.hpp
+    "get_no_host": http_seed(req("GET / HTTP/1.1", host=None)),
+    "two_hosts": http_seed(req("GET / HTTP/1.1", "Host: a", "Host: b")),
+    "host_empty_and_port": http_seed(req("GET / HTTP/1.1", host="") + req("GET / HTTP/1.1", host="a.b:8080")),
+    "host_bad": http_seed(req("GET / HTTP/1.1", host="a b")),
+    "unknown_method": http_seed(req("BREW /pot HTTP/1.1")),
+    "lowercase_method": http_seed(req("get / HTTP/1.1")),
     "bad_method": http_seed(req("G@T / HTTP/1.1")),
+    "no_version": http_seed("GET /\r\n\r\n"),
     "bad_version": http_seed(req("GET / HTTP/9.x")),
+    "version_2": http_seed(req("GET / HTTP/2.0")),
+    "double_space": http_seed(req("GET  / HTTP/1.1")),
+    "target_fragment": http_seed(req("GET /a#b HTTP/1.1")),
+    "target_star_for_get": http_seed(req("GET * HTTP/1.1")),
+    "target_authority_for_get": http_seed(req("GET a.b:80 HTTP/1.1")),
+    "target_not_ascii": http_seed(req("GET /caf\xe9 HTTP/1.1")),
     "bad_header_name": http_seed(req("GET / HTTP/1.1", "Bad Header: x")),
-    "bad_chunk_size": http_seed(req("POST / HTTP/1.1", "Transfer-Encoding: chunked", body="zz\r\nabc\r\n")),
+    "space_before_colon": http_seed(req("GET / HTTP/1.1", "X-A : x")),
+    "obs_fold": http_seed(req("GET / HTTP/1.1", "X-A: x", " folded")),
+    "space_before_first_field": http_seed(req("GET / HTTP/1.1", host=None)[:-2] + " Host: a\r\n\r\n"),
+    "ctl_in_value": http_seed(req("GET / HTTP/1.1", "X-A: a\x01b")),
+    "bad_chunk_size": http_seed(chunked(body="zz\r\nabc\r\n")),
+    "chunk_size_space": http_seed(chunked(body="3 \r\nabc\r\n0\r\n\r\n")),
+    "chunk_ext_odd": http_seed(chunked(body="3 ;a=\"x\r\nabc\r\n0;;\r\n\r\n")),
+    "chunk_data_no_crlf": http_seed(chunked(body="3\r\nabcX\r\n0\r\n\r\n")),
+    "chunk_trailer_framing": http_seed(chunked(body="1\r\nx\r\n0\r\nContent-Length: 9\r\nConnection: x y\r\n\r\n") + GET),
+    "chunk_trailer_fold": http_seed(chunked(body="0\r\nA: b\r\n c\r\n\r\n")),
     "length_and_chunked": http_seed(req("POST / HTTP/1.1", "Content-Length: 3", "Transfer-Encoding: chunked",
                                         body="3\r\nabc\r\n0\r\n\r\n")),
+    "te_gzip_chunked": http_seed(req("POST / HTTP/1.1", "Transfer-Encoding: gzip, chunked", body="0\r\n\r\n")),
+    "te_chunked_gzip": http_seed(req("POST / HTTP/1.1", "Transfer-Encoding: chunked, gzip", body="0\r\n\r\n")),
+    "te_two_lines": http_seed(req("POST / HTTP/1.1", "Transfer-Encoding: ,", "transfer-encoding: CHUNKED",
+                                  body="0\r\n\r\n") + GET),
+    "te_chunked_twice": http_seed(req("POST / HTTP/1.1", "Transfer-Encoding: chunked", "Transfer-Encoding: chunked",
+                                      body="0\r\n\r\n")),
+    "te_http10": http_seed(req("POST / HTTP/1.0", "Transfer-Encoding: chunked", body="0\r\n\r\n")),
     "negative_length": http_seed(req("POST / HTTP/1.1", "Content-Length: -1")),
+    "length_list": http_seed(req("POST / HTTP/1.1", "Content-Length: 2, 2", body="ab")),
+    "length_ows": http_seed(req("POST / HTTP/1.1", "Content-Length: \t007 ", body="abcdefg") + GET),
     "duplicate_length": http_seed(req("POST / HTTP/1.1", "Content-Length: 1", "Content-Length: 2", body="ab")),
+    "length_overflow": http_seed(req("POST / HTTP/1.1", "Content-Length: 99999999999999999999999", body="ab")),
     "oversized_header": http_seed(req("GET / HTTP/1.1", "X-Big: " + "a" * 9000)),
     "oversized_header_small_limit": http_seed(req("GET / HTTP/1.1", *("X-H%d: value" % i for i in range(20))), preset=1),
     "oversized_url_tiny_limit": http_seed(req("GET /" + "u" * 80 + " HTTP/1.1"), preset=2),
+    "oversized_empty_lines": http_seed("\r\n" * 40 + GET, preset=2),
     "oversized_body_length": http_seed(req("POST / HTTP/1.1", "Content-Length: 100", body="b" * 100), preset=1),
-    "oversized_body_chunked": http_seed(req("POST / HTTP/1.1", "Transfer-Encoding: chunked",
-                                            body="40\r\n" + "c" * 64 + "\r\n40\r\n" + "c" * 64 + "\r\n0\r\n\r\n"), preset=1),
+    "oversized_body_chunked": http_seed(chunked(body="40\r\n" + "c" * 64 + "\r\n40\r\n" + "c" * 64 + "\r\n0\r\n\r\n"),
+                                        preset=1),
+    "oversized_chunk_ext": http_seed(chunked(body="1;" + "e" * 300 + "\r\nx\r\n0\r\n\r\n"), preset=1),
     "any_body_too_big": http_seed(req("POST / HTTP/1.1", "Content-Length: 1", body="x"), preset=3),
     "incomplete_head_timeout": http_seed("GET / HTTP/1.1\r\nHost: a\r\n", timeout=True),
     "incomplete_body_timeout": http_seed(req("POST / HTTP/1.1", "Content-Length: 10", body="abc"), timeout=True),
+    "empty_lines_timeout": http_seed("\r\n", timeout=True),
     "incomplete_at_eof": http_seed(GET + "GET /by"),
-    # the simple-request fast path (worker/src/http_simple.hpp) and where it hands over to http-parser
-    "simple_connection_tokens": http_seed(req("GET / HTTP/1.1", "connection:CLOSE") + GET),
-    "simple_http10_keep_alive_head": http_seed(req("HEAD /bytes/2?x=%20 HTTP/1.0", "Connection:  Keep-Alive") + GET),
-    "simple_then_chunked": http_seed(GET + req("POST / HTTP/1.1", "Transfer-Encoding: chunked", body="0\r\n\r\n")
-                                     + GET, splits=(20, 120)),
-    "simple_name_prefixes": http_seed(req("GET / HTTP/1.1", "Transfer-Encodingx: a", "Upgrade-Insecure-Requests: 1",
-                                          "Content-Lengthy: 2", "Connections: close")),
-    "simple_at_head_limit": http_seed(req("GET / HTTP/1.1", *("X-H%d: v" % i for i in range(18))), preset=1),
 }
 
 # fuzz_connection: an options byte (bit 0 idle time-out, 1 request time-out, 2 short linger, 3 read
