@@ -43,8 +43,8 @@ private:
 
     const HttpOptions& opt_;
     http::RequestReader reader_;
-    int status_ = 0;           // the answer to the request being read, decided with its head
     size_t fill_ = 0;          // N for /bytes/N
+    int status_ = 0;           // the answer to the request being read, decided with its head
     bool use_fill_ = false;    // the answer is /bytes/N's
     bool head_only_ = false;   // HEAD
     bool keep_alive_ = true;   // the request leaves the connection open

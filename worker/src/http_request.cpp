@@ -479,7 +479,7 @@ RequestReader::Event RequestReader::read_head(std::string_view& in) {
         r = parse_head(in, limits_.max_header, head_);
         if (r.status != 0) return fail(r.status);
         if (r.size == 0) {  // the rest of this read starts a head: keep it
-            buffer_.assign(in);
+            buffer_ = std::make_unique<std::string>(in);
             in = {};
             partial_ = true;
             return Event::need_more;
@@ -487,12 +487,13 @@ RequestReader::Event RequestReader::read_head(std::string_view& in) {
         in.remove_prefix(r.size);
     } else {
         // buffer_ holds at most max_header bytes here (more would have been an error): take enough to know.
-        const size_t old = buffer_.size();
+        std::string& buffer = *buffer_;
+        const size_t old = buffer.size();
         const size_t take = std::min(in.size(), limits_.max_header + 1 - old);
-        buffer_.append(in.data(), take);
+        buffer.append(in.data(), take);
         // Parsed again whole (at most max_header + 1 bytes): new bytes may complete a line or, in the
         // request-line, show that it cannot be one.
-        r = parse_head(buffer_, limits_.max_header, head_);
+        r = parse_head(buffer, limits_.max_header, head_);
         if (r.status != 0) return fail(r.status);
         if (r.size == 0) {
             in.remove_prefix(take);
@@ -509,7 +510,7 @@ RequestReader::Event RequestReader::read_head(std::string_view& in) {
 
 RequestReader::Event RequestReader::next(std::string_view& in) {
     if (phase_ == Phase::failed) return Event::error;
-    if (!partial_ && !buffer_.empty()) std::string().swap(buffer_);  // the last head's bytes; split heads are rare
+    if (!partial_ && buffer_) buffer_.reset();  // the last head's bytes; split heads are rare
     switch (phase_) {
     case Phase::idle: return read_head(in);
     case Phase::head_done:

@@ -44,6 +44,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -52,17 +53,17 @@ namespace kq::http {
 enum class Method : uint8_t { get, head, post, put, del, connect, options, trace, patch, unknown };
 
 struct RequestHead {
-    Method method = Method::unknown;
     std::string_view target;        // as sent; a slice of the input or of the reader's buffer
     std::string_view path;          // origin-form: target up to '?'; absolute-form: its path ("/" if none);
                                     // authority-form and "*": empty
+    uint64_t content_length = 0;    // Content-Length's value; UINT64_MAX if it does not fit
+    size_t size = 0;                // bytes of the head, the empty lines before it and its final line included
+    Method method = Method::unknown;
     uint8_t minor = 1;              // 0 or 1: HTTP/1.0 or HTTP/1.1 (and any 1.x, x >= 1)
     bool keep_alive = true;         // the connection stays open after the answer (version and Connection)
     bool chunked = false;           // Transfer-Encoding ends in chunked
     bool has_length = false;        // a Content-Length field
-    uint64_t content_length = 0;    // its value; UINT64_MAX if it does not fit
     bool expect_continue = false;   // HTTP/1.1, "Expect: 100-continue", and content follows
-    size_t size = 0;                // bytes of the head, the empty lines before it and its final line included
     bool has_body() const { return chunked || content_length > 0; }
 };
 
@@ -98,8 +99,8 @@ private:
     uint64_t left_ = 0;       // data bytes left in the current chunk, or the chunk size being read
     uint64_t total_ = 0;      // sum of chunk sizes so far
     size_t meta_ = 0;         // extension and trailer bytes so far
-    State state_ = State::size_first;
     int status_ = 0;
+    State state_ = State::size_first;
 };
 
 struct Limits {
@@ -132,7 +133,9 @@ private:
     Event read_head(std::string_view& in);
     Limits limits_;
     RequestHead head_;
-    std::string buffer_;       // a head that began in an earlier read (and, once reported, until the next call)
+    // A head that began in an earlier read (and, once reported, until the next call); allocated only then,
+    // so that a connection between requests holds no buffer.
+    std::unique_ptr<std::string> buffer_;
     ChunkedDecoder chunked_;
     uint64_t left_ = 0;        // Content-Length bytes still to read
     uint64_t body_ = 0;
