@@ -85,6 +85,39 @@ TEST(Limits, TrickledEmptyLinesBetweenRequestsGet408) {
     EXPECT_EQ(srv.server().worker(0).stats().request_timeouts.get(), 1u);
 }
 
+// A pipelining client whose every read ends in the middle of its next request: each request is timed from
+// the read that began it, not from the first request's, so 1.5 s of requests answered in 100 ms each pass a
+// 400 ms request time-out. (Each went on the first request's clock and got 408 after 400 ms.)
+TEST(Limits, PipelinedRequestsEachGetTheirOwnTimeout) {
+    ServerConfig cfg;
+    cfg.workers = 1;
+    cfg.worker.request_timeout_ms = 400;
+    RunningServer srv(cfg, make_http_protocol());
+    UniqueFd c = connect_blocking(srv.port());
+    const std::string request = "GET /bytes/1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    const size_t cut = 10;  // each send ends a request and begins the next
+    send_all(c.get(), request.substr(0, cut));
+    std::string stream;
+    const auto answers = [&] {
+        size_t n = 0;
+        for (size_t at = stream.find("HTTP/1.1 200 "); at != std::string::npos; at = stream.find("HTTP/1.1 200 ", at + 1)) ++n;
+        return n;
+    };
+    for (size_t i = 1; i <= 15; ++i) {
+        std::this_thread::sleep_for(100ms);  // pacing, not synchronisation
+        send_all(c.get(), request.substr(cut) + request.substr(0, cut));
+        while (answers() < i) {
+            ASSERT_TRUE(readable_within(c.get(), 5000)) << "no answer " << i;
+            char buf[4096];
+            const ssize_t n = ::recv(c.get(), buf, sizeof buf, 0);
+            ASSERT_GT(n, 0) << "closed after " << answers() << " answers: " << stream;
+            stream.append(buf, static_cast<size_t>(n));
+            ASSERT_EQ(stream.find("HTTP/1.1 408"), std::string::npos) << "408 after " << answers() << " answers";
+        }
+    }
+    EXPECT_EQ(srv.server().worker(0).stats().request_timeouts.get(), 0u);
+}
+
 // At --max-connections the acceptor leaves new clients in the kernel backlog: the fourth client is not
 // served while three are open, and is served as soon as one of them closes.
 TEST(Limits, MaxConnectionsQueuesNewClientsUntilOneCloses) {

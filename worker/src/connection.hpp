@@ -75,6 +75,7 @@ public:
     bool nodelay_pending_ = false; // TCP_NODELAY is still to be set, before the second write
     bool wrote_ = false;           // a write was attempted (the first one needs no TCP_NODELAY)
     bool output_waited_ = false;   // some output had to wait for the socket: the client is slower than us
+    bool answered_ = false;        // the session counted a request during the current on_data()
     int64_t last_active_ms_ = 0;   // last read or write progress (worker's coarse clock)
     int64_t request_began_ms_ = 0; // when the unfinished request began (valid while on the mid-request list)
     int64_t linger_since_ms_ = 0;  // when the lingering close began (valid while lingering)

@@ -56,6 +56,7 @@ void WorkerLoop::read_open(Connection& c) {
             // is unread and the close must linger (finish() may run inside on_data).
             const bool full = static_cast<size_t>(n) == scratch_.size();
             c.read_pending_ = full;
+            c.answered_ = false;
             c.session_->on_data(std::span<char>(scratch_.data(), static_cast<size_t>(n)), c);
             if (!c.is(ConnState::open)) return;  // the session is done, or a write failed
             c.read_pending_ = false;
@@ -85,11 +86,17 @@ void WorkerLoop::read_open(Connection& c) {
     schedule_read(c);
 }
 
-// A request that began stays timed from its first byte, however slowly the rest trickles in.
+// A request that began stays timed from its first byte, however slowly the rest trickles in. A read
+// that answered a request and left the session mid-request began the next one: its clock starts anew
+// (a pipelining client whose reads end mid-request is not timed from its first request).
 void WorkerLoop::after_data(Connection& c) {
     bool mid = c.session_->mid_request();
     if (mid && !MidList::contains(c)) {
         c.request_began_ms_ = now_ms_;
+        mid_request_.push_back(c);
+    } else if (mid && c.answered_) {
+        c.request_began_ms_ = now_ms_;
+        mid_request_.remove(c);  // the list is in start order
         mid_request_.push_back(c);
     } else if (!mid && MidList::contains(c)) {
         mid_request_.remove(c);

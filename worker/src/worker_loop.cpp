@@ -235,7 +235,10 @@ void WorkerLoop::close_now(Connection& c) {
 
 void Connection::send(std::span<const char> bytes) { loop_.send(*this, bytes); }
 void Connection::close() { loop_.close_after_flush(*this); }
-void Connection::count_requests(uint64_t n) { loop_.count_requests(n); }
+void Connection::count_requests(uint64_t n) {
+    answered_ = true;
+    loop_.count_requests(n);
+}
 
 void WorkerLoop::reap() noexcept {
     // A connection closed after it was put on the resume list (say, its request time-out fired in the

@@ -54,7 +54,9 @@ public:
     virtual void on_peer_eof(Reply& reply) { reply.close(); }
     // True while part of a request has arrived but not all of it. The worker then applies its
     // request time-out (--header-timeout) from the moment the request began, however slowly bytes
-    // trickle in (slowloris); otherwise only the idle time-out applies.
+    // trickle in (slowloris); otherwise only the idle time-out applies. A request began with the read
+    // after which mid_request() became true, or with a read that answered one (count_requests()) and
+    // left the session mid-request again: the next request's first bytes came in that read.
     virtual bool mid_request() const { return false; }
     // Asked once the session has closed the connection and its output is written: whether the peer
     // may still be sending input the session did not read (it stopped on an error or a limit, or input
