@@ -451,6 +451,18 @@ TEST_P(HttpTest, UpgradeIsIgnoredAndTheConnectionStaysHttp) {
     expect_rejected(c, 400);
 }
 
+// An error answer to a HEAD request whose head was read has no body (RFC 9110 9.3.2), only the length the
+// body would have; the connection then closes.
+TEST_P(HttpTest, ErrorAnswerToHeadHasNoBody) {
+    auto srv = start();
+    UniqueFd fd = connect_blocking(srv->port());
+    send_all(fd.get(), request("HEAD", "/", "Content-Length: 2000000\r\n"));
+    const std::string got = recv_until_eof(fd.get());
+    EXPECT_TRUE(got.starts_with("HTTP/1.1 413 ")) << got;
+    EXPECT_NE(got.find("\r\nContent-Length: 22\r\n"), std::string::npos) << got;
+    EXPECT_TRUE(got.ends_with("\r\n\r\n")) << got;
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, HttpTest, ::testing::ValuesIn(built_backends()), backend_label);
 
 }  // namespace

@@ -255,6 +255,14 @@ TEST(ParseHead, TargetFormsAndThePathTheyRouteOn) {
         {"CONNECT", "*", 400, ""},
         {"GET", "a.b", 400, ""},
         {"GET", "a:80", 400, ""},
+        {"GET", "http:///x", 400, ""},
+        {"GET", "http://:80/x", 400, ""},
+        {"GET", "http://u@h/x", 400, ""},
+        {"GET", "http://u:p@h/x", 400, ""},
+        {"GET", "http://[/x", 400, ""},
+        {"GET", "http://h:x/", 400, ""},
+        {"GET", "http://h:/x", 0, "/x"},
+        {"GET", "http://a%41b/x", 0, "/x"},
         {"GET", "urn:x", 400, ""},
         {"GET", "http:/a", 400, ""},
         {"GET", "1http://a/", 400, ""},
@@ -731,6 +739,7 @@ const std::vector<ChunkCase>& chunk_cases() {
         {"a trailer over max_header", "0\r\nX: " + std::string(100, 'v') + "\r\n\r\n", 431, 0, 64},
         {"an extension and a trailer over max_header",
          "1;" + std::string(40, 'e') + "\r\nx\r\n0\r\nX: " + std::string(40, 'v') + "\r\n\r\n", 431, 0, 64},
+        {"leading zeros of sizes over max_header", "1\r\nx\r\n" + std::string(100, '0') + "\r\n\r\n", 431, 0, 64},
         {"extensions of several chunks over max_header",
          repeat("1;eeeeeeeeeeeeeeeeeeee\r\nx\r\n", 5) + "0\r\n\r\n", 431, 0, 64},
     };
@@ -926,6 +935,13 @@ std::vector<std::string> expected_events(const Stream& s) {
 
 const Request kGet = {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "", 0, "GET / path=/ 1.1"};
 
+// A GET with 60 fields (about 2.3 KiB); field `bad` (1-based; 0: none) has a space in its name.
+std::string big_head(int bad) {
+    std::string h = "GET / HTTP/1.1\r\nHost: a\r\n";
+    for (int i = 1; i <= 60; ++i) h += (i == bad ? "X Bad-" : "X-Field-") + std::to_string(i) + ": some value here\r\n";
+    return h + "\r\n";
+}
+
 const std::vector<Stream>& streams() {
     const std::string padded100 = head_of_size(100);
     static const std::vector<Stream> all = {
@@ -971,6 +987,11 @@ const std::vector<Stream>& streams() {
         {"empty lines and a request-line over max_header together",
          {{repeat("\r\n", 10) + "GET /" + std::string(40, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n", "", 0, "", 414}},
          {64, kMaxBody}},
+        // Over 1 KiB a head spanning reads is not parsed again on every read; its events must not change.
+        {"a head over 1 KiB", {{big_head(0), "", 0, "GET / path=/ 1.1"}, kGet}},
+        {"an error deep in a head over 1 KiB", {{big_head(40), kGet.head, 0, "", 400}}},
+        {"empty lines over 1 KiB before a request", {{repeat("\r\n", 700) + kGet.head, "", 0, "GET / path=/ 1.1"}}},
+        {"a bare CR after empty lines over 1 KiB", {{repeat("\r\n", 700) + "\rGET / HTTP/1.1\r\n\r\n", "", 0, "", 400}}},
         {"fields over max_header that never end",
          {{"GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(100, 'v'), "", 0, "", 431}},
          {64, kMaxBody}},
@@ -1096,6 +1117,22 @@ TEST(RequestReader, AnErrorEndsTheStream) {
     EXPECT_EQ(r.next(in), Event::error);
     EXPECT_EQ(in.size(), kGet.head.size()) << "nothing more is read";
     EXPECT_EQ(r.status(), 400);
+}
+
+// The largest limits a library user may pass: a length that does not fit in 64 bits is still too large,
+// and a head spanning reads does not overflow max_header + 1.
+TEST(RequestReader, LimitsAtTheirMaximum) {
+    RequestReader r(Limits{std::numeric_limits<size_t>::max(), kU64Max});
+    std::string_view in = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n";
+    EXPECT_EQ(r.next(in), Event::error);
+    EXPECT_EQ(r.status(), 413);
+
+    RequestReader split(Limits{std::numeric_limits<size_t>::max(), kU64Max});
+    in = "GET / HTTP/1.1\r\nHo";
+    EXPECT_EQ(split.next(in), Event::need_more);
+    in = "st: a\r\n\r\n";
+    EXPECT_EQ(split.next(in), Event::head);
+    EXPECT_EQ(split.head().size, 27u);
 }
 
 TEST(RequestReader, ContentLengthOverMaxBodyIs413BeforeAnyHeadEvent) {

@@ -55,6 +55,26 @@ void BM_HttpRequestReader(benchmark::State& state, std::string_view request, int
     state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(request.size()));
 }
 
+// A head of up to `size` bytes (many short fields) trickled in 16-byte reads: the cost per read must not grow with
+// what has arrived before it (each read goes on where the last stopped).
+void BM_HttpHeadTrickled(benchmark::State& state) {
+    const size_t size = static_cast<size_t>(state.range(0));
+    std::string head = "GET / HTTP/1.1\r\nHost: a\r\n";
+    while (head.size() + 11 + 2 <= size) head += "X:aaaaaaa\r\n";
+    head += "\r\n";  // at most `size` bytes
+    int64_t reads = 0;
+    for (auto _ : state) {
+        http::RequestReader reader(http::Limits{size, 0});
+        auto last = http::RequestReader::Event::need_more;
+        for (size_t i = 0; i < head.size(); i += 16, ++reads) {
+            std::string_view in(head.data() + i, std::min<size_t>(16, head.size() - i));
+            last = reader.next(in);
+        }
+        if (last != http::RequestReader::Event::head) return state.SkipWithError("the head was not read whole");
+    }
+    state.SetItemsProcessed(reads);
+}
+
 // A Reply that only records what the session does with it.
 class RecordingReply final : public Reply {
 public:
@@ -93,6 +113,7 @@ void BM_HttpSession(benchmark::State& state, std::string_view request, int reque
 }  // namespace
 
 void register_http_benchmarks() {
+    benchmark::RegisterBenchmark("BM_HttpHeadTrickled", BM_HttpHeadTrickled)->Arg(8192)->Arg(65536)->Arg(1 << 20);
     static const std::string pipelined = repeated(kWrkRequest, 16);
     struct Case {
         const char* name;

@@ -17,10 +17,12 @@ namespace {
 // ends after it (RFC 9112 9.3.2: a pipelining client retries what was left unanswered).
 constexpr size_t kOutputBudget = 4 << 20;
 
-void append_error(std::string& out, int status) {
+// A closing error answer; to a HEAD request (its head was read) without the body (RFC 9110 9.3.2).
+void append_error(std::string& out, int status, bool head_only) {
     http::Response r;
     r.status = status;
     r.keep_alive = false;
+    r.head = head_only;
     r.body = http::error_body(status);
     http::append_response(out, r);
 }
@@ -117,7 +119,7 @@ void HttpSession::on_data(std::span<char> bytes, Reply& reply) {
                 clean_close_ = !keep_alive_ && in.empty();
             }
         } else {  // error
-            append_error(out, reader_.status());
+            append_error(out, reader_.status(), reader_.head().method == http::Method::head);
             ++answered;  // an error answer is an answered request too
             stop = true;
         }
@@ -131,7 +133,7 @@ void HttpSession::on_data(std::span<char> bytes, Reply& reply) {
 // The request time-out, outside any on_data call: 408 and close.
 void HttpSession::on_request_timeout(Reply& reply) {
     std::string out;
-    append_error(out, 408);
+    append_error(out, 408, reader_.head().method == http::Method::head);
     reply.send(std::string_view(out));
     reply.count_requests();
     reply.close();

@@ -12,6 +12,7 @@ namespace kq::http {
 namespace {
 
 constexpr uint64_t kNoFit = std::numeric_limits<uint64_t>::max();
+constexpr std::string_view kRootPath = "/";  // the path of an absolute-form target without one
 
 // Byte classes, one table each.
 enum : uint8_t {
@@ -176,27 +177,19 @@ int check_request_line(std::string_view method, char major, char minor, RequestH
     }
     if (target == "*") return out.method == Method::options ? 0 : 400;  // asterisk-form
     // absolute-form: scheme "://" authority, then the path it is routed on. (An absolute-URI without an
-    // authority, "a:80" or "urn:x", names no resource an HTTP server has: 400.)
+    // authority, "a:80" or "urn:x", names no resource an HTTP server has: 400.) The authority is checked as
+    // Host is; an empty host is invalid (RFC 9110 §4.2.1), userinfo too (§4.2.4: no '@' in uri-host).
     const size_t s = span_of(target, kScheme);
     if (s == 0 || !is_alpha(target[0]) || target.substr(s, 3) != "://") return 400;
     std::string_view after = target.substr(s + 3);
-    after.remove_prefix(std::min(after.find_first_of("/?"), after.size()));
+    const std::string_view authority = after.substr(0, after.find_first_of("/?"));
+    if (authority.empty() || authority[0] == ':' || !valid_authority(authority, false)) return 400;
+    after.remove_prefix(authority.size());
     out.path = after.substr(0, after.find('?'));
-    if (out.path.empty()) out.path = "/";
+    if (out.path.empty()) out.path = kRootPath;
     return 0;
 }
 
-// What the field lines said, gathered until the head ends.
-struct Fields {
-    int hosts = 0;
-    bool te = false;             // a Transfer-Encoding field
-    bool te_last_chunked = false;
-    int te_chunked = 0;          // how many times chunked appears
-    bool te_other = false;       // a coding other than chunked
-    bool close = false;
-    bool keep_alive = false;
-    bool expect = false;
-};
 
 // Splits a comma-separated list, calling f with each non-empty, OWS-trimmed element until f returns false.
 template <class F>
@@ -211,7 +204,7 @@ bool for_each_element(std::string_view v, F f) {
 }
 
 // One field line's name and value (OWS already trimmed); both were checked byte by byte.
-int parse_field(std::string_view name, std::string_view value, RequestHead& out, Fields& f) {
+int parse_field(std::string_view name, std::string_view value, RequestHead& out, HeadFields& f) {
     switch (name.size()) {
     case 4:
         if (iequals(name, "host")) {
@@ -267,7 +260,7 @@ int parse_field(std::string_view name, std::string_view value, RequestHead& out,
 }
 
 // Once the head is complete: the rules that need every field.
-int finish(RequestHead& out, const Fields& f) {
+int finish(RequestHead& out, const HeadFields& f) {
     if (out.minor == 1 ? f.hosts != 1 : f.hosts > 1) return 400;
     out.chunked = false;
     if (f.te) {
@@ -300,70 +293,131 @@ Eol line_end(const char*& p, const char* end) {
 // One pass over the bytes, each checked once against its class, over the first max_header bytes only: a
 // head within the limit lies wholly among them, an error found there is reported (400) as soon as its
 // byte has arrived, and running out of them means 414 (still in the request-line) or 431. The answer thus
-// depends only on those bytes, never on how they were split into reads.
-HeadResult parse_head(std::string_view in, size_t max_header, RequestHead& out) {
-    out = RequestHead{};
+// depends only on those bytes, never on how they were split into reads. A parse that runs out of bytes
+// leaves `st` where it stopped; called again with more bytes (the same ones first), it goes on from there,
+// so a head arriving in many reads is still read once.
+HeadResult parse_head(std::string_view in, size_t max_header, HeadState& st, RequestHead& out) {
+    using Step = HeadState::Step;
+    if (st.step == HeadState::Step::lead && st.pos == 0) out = RequestHead{};
     const char* const begin = in.data();
     const char* const end = begin + std::min(in.size(), max_header);
     const bool clipped = in.size() > max_header;
-    const HeadResult more_line{0, clipped ? 414 : 0};  // the input ends in the request-line
-    const HeadResult more_fields{0, clipped ? 431 : 0};
+    const char* p = begin + st.pos;
+    const char* q = nullptr;
+    int status = 0;
+    Eol e = Eol::ok;
+    // Out of bytes at p in `step`: to be resumed there; 414 or 431 if that was the limit.
+    const auto more = [&](Step step) {
+        st.step = step;
+        st.pos = static_cast<size_t>(p - begin);
+        return HeadResult{0, !clipped ? 0 : step <= Step::line_end ? 414 : 431};
+    };
     constexpr HeadResult bad{0, 400};
-    const char* p = begin;
-
-    // Empty lines before the request-line.
-    for (;;) {
-        if (p == end) return more_line;
-        if (*p != '\r' && *p != '\n') break;
-        const Eol e = line_end(p, end);
-        if (e != Eol::ok) return e == Eol::more ? more_line : bad;
+    switch (st.step) {
+    case Step::lead: goto lead;
+    case Step::method: goto method;
+    case Step::target: goto target;
+    case Step::version: goto version;
+    case Step::line_end: goto line_end;
+    case Step::field: goto field;
+    case Step::name: goto name;
+    case Step::value: goto value;
+    case Step::field_end: goto field_end;
+    case Step::head_end: goto head_end;
     }
-    // method SP request-target SP HTTP-version
-    const char* const method = p;
+
+lead:  // empty lines before the request-line
+    while (p < end && (*p == '\r' || *p == '\n')) {
+        q = p;
+        e = line_end(q, end);
+        if (e == Eol::more) return more(Step::lead);
+        if (e == Eol::bad) return bad;
+        p = q;
+    }
+    if (p == end) return more(Step::lead);
+    st.line = static_cast<size_t>(p - begin);
+method:  // method SP request-target SP HTTP-version
     p = skip(p, end, kToken);
-    if (p == end) return more_line;
-    if (p == method || *p != ' ') return bad;
-    const std::string_view method_name(method, static_cast<size_t>(p - method));
-    const char* const target = ++p;
+    if (p == end) return more(Step::method);
+    if (p == begin + st.line || *p != ' ') return bad;
+    st.target_begin = static_cast<size_t>(++p - begin);
+target:
     p = skip_target(p, end);
-    if (p == end) return more_line;
-    if (p == target || *p != ' ') return bad;
-    out.target = std::string_view(target, static_cast<size_t>(p - target));
+    if (p == end) return more(Step::target);
+    if (p == begin + st.target_begin || *p != ' ') return bad;
+    st.target_size = static_cast<size_t>(p - begin) - st.target_begin;
     ++p;
-    static constexpr char kVersion[] = "HTTP/D.D";  // D: a digit
-    const char* const version = p;
-    if (end - p >= 8 && (std::memcmp(p, "HTTP/1.1", 8) == 0 || std::memcmp(p, "HTTP/1.0", 8) == 0)) {
+version:
+    if (const size_t done = static_cast<size_t>(p - begin) - st.target_begin - st.target_size - 1; done == 0 && end - p >= 8 &&
+        (std::memcmp(p, "HTTP/1.1", 8) == 0 || std::memcmp(p, "HTTP/1.0", 8) == 0)) {
         p += 8;  // nearly always
     } else {
-        for (const char* v = kVersion; *v != '\0'; ++v, ++p) {
-            if (p == end) return more_line;
-            if (*v == 'D' ? !is_digit(*p) : *p != *v) return bad;
+        static constexpr char kVersion[] = "HTTP/D.D";  // D: a digit
+        for (size_t i = done; i < 8; ++i, ++p) {
+            if (p == end) return more(Step::version);
+            if (kVersion[i] == 'D' ? !is_digit(*p) : *p != kVersion[i]) return bad;
         }
     }
-    if (const Eol e = line_end(p, end); e != Eol::ok) return e == Eol::more ? more_line : bad;
-    if (const int status = check_request_line(method_name, version[5], version[7], out)) return {0, status};
-
-    // Field lines up to the empty line.
-    Fields fields;
-    for (;;) {
-        if (p == end) return more_fields;
-        if (*p == '\r' || *p == '\n') break;
-        if (is_ws(*p)) return bad;  // obsolete folding, or whitespace before the first field
-        const char* const name = p;
-        p = skip(p, end, kToken);
-        if (p == end) return more_fields;
-        if (p == name || *p != ':') return bad;
-        const std::string_view name_text(name, static_cast<size_t>(p - name));
-        const char* const value = ++p;
-        p = skip_value(p, end);
-        const std::string_view value_text(value, static_cast<size_t>(p - value));
-        if (const Eol e = line_end(p, end); e != Eol::ok) return e == Eol::more ? more_fields : bad;
-        if (const int status = parse_field(name_text, trim_ows(value_text), out, fields)) return {0, status};
+line_end:
+    q = p;
+    e = line_end(q, end);
+    if (e == Eol::more) return more(Step::line_end);
+    if (e == Eol::bad) return bad;
+    {
+        const char* const version_text = begin + st.target_begin + st.target_size + 1;
+        out.target = std::string_view(begin + st.target_begin, st.target_size);
+        status = check_request_line(std::string_view(begin + st.line, st.target_begin - 1 - st.line), version_text[5],
+                                    version_text[7], out);
+        if (status != 0) return {0, status};
+        // The path as an offset into the target (or none, or the "/" of an absolute-form without one).
+        st.path_offset = out.path.empty()                     ? HeadState::kNoPath
+                         : out.path.data() == kRootPath.data() ? HeadState::kRootPath
+                                                               : static_cast<size_t>(out.path.data() - out.target.data());
+        st.path_size = out.path.size();
     }
-    if (const Eol e = line_end(p, end); e != Eol::ok) return e == Eol::more ? more_fields : bad;
-    if (const int status = finish(out, fields)) return {0, status};
-    out.size = static_cast<size_t>(p - begin);
+    p = q;
+field:  // field lines up to the empty line
+    if (p == end) return more(Step::field);
+    if (*p == '\r' || *p == '\n') goto head_end;
+    if (is_ws(*p)) return bad;  // obsolete folding, or whitespace before the first field
+    st.line = static_cast<size_t>(p - begin);
+name:
+    p = skip(p, end, kToken);
+    if (p == end) return more(Step::name);
+    if (p == begin + st.line || *p != ':') return bad;
+    st.mark = static_cast<size_t>(++p - begin);  // the value begins
+value:
+    p = skip_value(p, end);
+    if (p == end) return more(Step::value);
+field_end:
+    q = p;
+    e = line_end(q, end);
+    if (e == Eol::more) return more(Step::field_end);
+    if (e == Eol::bad) return bad;
+    status = parse_field(std::string_view(begin + st.line, st.mark - 1 - st.line),
+                         trim_ows(std::string_view(begin + st.mark, static_cast<size_t>(p - begin) - st.mark)), out,
+                         st.fields);
+    if (status != 0) return {0, status};
+    p = q;
+    goto field;
+head_end:
+    q = p;
+    e = line_end(q, end);
+    if (e == Eol::more) return more(Step::head_end);
+    if (e == Eol::bad) return bad;
+    if ((status = finish(out, st.fields)) != 0) return {0, status};
+    // The slices again, from offsets: a caller that resumed may have moved the bytes since the request-line.
+    out.target = std::string_view(begin + st.target_begin, st.target_size);
+    out.path = st.path_offset == HeadState::kNoPath     ? std::string_view()
+               : st.path_offset == HeadState::kRootPath ? kRootPath
+                                                        : out.target.substr(st.path_offset, st.path_size);
+    out.size = static_cast<size_t>(q - begin);
     return {out.size, 0};
+}
+
+HeadResult parse_head(std::string_view in, size_t max_header, RequestHead& out) {
+    HeadState st;
+    return parse_head(in, max_header, st, out);
 }
 
 size_t ChunkedDecoder::fail(int status, size_t used) {
@@ -393,6 +447,7 @@ size_t ChunkedDecoder::feed(std::string_view in, uint64_t& data, size_t max_head
             break;
         case State::size:
             if (is(c, kHexDigit)) {
+                if (left_ == 0 && ++meta_ > max_header) return fail(431, i);  // leading zeros: no size, only bytes
                 if (left_ > (kNoFit >> 4)) return fail(413, i);
                 left_ = left_ << 4 | static_cast<uint64_t>(hex_value(c));
             } else if (c == '\r') {
@@ -476,33 +531,38 @@ RequestReader::Event RequestReader::read_head(std::string_view& in) {
     if (in.empty()) return Event::need_more;
     HeadResult r;
     if (!partial_) {
-        r = parse_head(in, limits_.max_header, head_);
+        HeadState st;
+        r = parse_head(in, limits_.max_header, st, head_);
         if (r.status != 0) return fail(r.status);
-        if (r.size == 0) {  // the rest of this read starts a head: keep it
-            buffer_ = std::make_unique<std::string>(in);
+        if (r.size == 0) {  // the rest of this read starts a head: keep it, and where its parse stopped
+            buffer_ = std::make_unique<Partial>();
+            buffer_->bytes.assign(in);
+            buffer_->state = st;
             in = {};
             partial_ = true;
             return Event::need_more;
         }
         in.remove_prefix(r.size);
     } else {
-        // buffer_ holds at most max_header bytes here (more would have been an error): take enough to know.
-        std::string& buffer = *buffer_;
+        // The buffer holds at most max_header bytes here (more would have been an error): take enough to know.
+        Partial& part = *buffer_;
+        std::string& buffer = part.bytes;
         const size_t old = buffer.size();
-        const size_t take = std::min(in.size(), limits_.max_header + 1 - old);
+        const size_t room = limits_.max_header - old;
+        const size_t take = in.size() <= room ? in.size() : room + 1;
         buffer.append(in.data(), take);
-        // Parsed again whole (at most max_header + 1 bytes): new bytes may complete a line or, in the
-        // request-line, show that it cannot be one.
-        r = parse_head(buffer, limits_.max_header, head_);
+        r = parse_head(buffer, limits_.max_header, part.state, head_);  // from where it stopped
         if (r.status != 0) return fail(r.status);
         if (r.size == 0) {
             in.remove_prefix(take);
             return Event::need_more;
         }
         in.remove_prefix(r.size - old);  // the head's last line end is among the new bytes
-        partial_ = false;                // buffer_ stays until the next call: head_ points into it
+        partial_ = false;                // the buffer stays until the next call: head_ points into it
     }
-    if (head_.has_length && head_.content_length > limits_.max_body) return fail(413);
+    // (A length that does not fit in 64 bits is too large whatever max_body says.)
+    if (head_.has_length && (head_.content_length > limits_.max_body || head_.content_length == kNoFit))
+        return fail(413);
     body_ = 0;
     phase_ = Phase::head_done;
     return Event::head;

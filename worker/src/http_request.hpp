@@ -17,7 +17,8 @@
 //   method      a token (§9.1 of RFC 9110), case-sensitive; one this server does not know -> 501, decided
 //               once the request-line is complete and valid.
 //   target      visible ASCII except '#' (§3.2); origin-form "/..." for any method, absolute-form
-//               "scheme://authority..." for any method (routed on its path, §3.2.2), authority-form only
+//               "scheme://authority..." for any method (routed on its path, §3.2.2; the authority checked
+//               as Host is, and not empty, RFC 9110 §4.2.1), authority-form only
 //               and always for CONNECT, "*" only for OPTIONS; anything else -> 400. The path is the target
 //               up to '?'.
 //   fields      name ":" OWS value OWS; the name a token, the colon right after it (whitespace before it or
@@ -39,7 +40,8 @@
 //   chunked     chunk-size = 1*HEXDIG, then optional BWS ";" extension up to CRLF (extension bytes are not
 //               interpreted); whitespace after the size without ";" -> 400; chunk data then exactly CRLF;
 //               the last chunk's trailer fields follow field syntax (no folding) and are discarded (§7.1).
-//               Extension and trailer bytes together count against max_header (431).
+//               Extension and trailer bytes, and leading zeros of chunk sizes, together count against
+//               max_header (431).
 #pragma once
 
 #include <cstddef>
@@ -79,6 +81,34 @@ struct HeadResult {
 };
 HeadResult parse_head(std::string_view in, size_t max_header, RequestHead& out);
 
+// What the field lines said so far (internal to the parse).
+struct HeadFields {
+    int hosts = 0;
+    int te_chunked = 0;          // how many times chunked appears in Transfer-Encoding
+    bool te = false;             // a Transfer-Encoding field
+    bool te_last_chunked = false;
+    bool te_other = false;       // a coding other than chunked
+    bool close = false;
+    bool keep_alive = false;
+    bool expect = false;
+};
+
+// Where a parse of an incomplete head stopped. parse_head(in, max_header, state, out) goes on from there when
+// `in` holds the same bytes and more, so a head that arrives in many reads is read once, not once per read.
+struct HeadState {
+    enum class Step : uint8_t { lead, method, target, version, line_end, field, name, value, field_end, head_end };
+    static constexpr size_t kNoPath = SIZE_MAX, kRootPath = SIZE_MAX - 1;
+    size_t pos = 0;           // the next byte to look at
+    size_t line = 0;          // where the current line began
+    size_t mark = 0;          // where the current field value began
+    size_t target_begin = 0, target_size = 0;
+    size_t path_offset = kNoPath, path_size = 0;  // the path within the target
+    Step step = Step::lead;
+    HeadFields fields;
+};
+// `out` holds what the parse found so far between the calls (complete once the result says so).
+HeadResult parse_head(std::string_view in, size_t max_header, HeadState& state, RequestHead& out);
+
 // The chunked body after a head: chunk-size lines, data, the last chunk and the trailer section.
 class ChunkedDecoder {
 public:
@@ -98,7 +128,7 @@ private:
     size_t fail(int status, size_t used);
     uint64_t left_ = 0;       // data bytes left in the current chunk, or the chunk size being read
     uint64_t total_ = 0;      // sum of chunk sizes so far
-    size_t meta_ = 0;         // extension and trailer bytes so far
+    size_t meta_ = 0;         // extension and trailer bytes, and leading zeros of sizes, so far
     int status_ = 0;
     State state_ = State::size_first;
 };
@@ -109,7 +139,9 @@ struct Limits {
 };
 
 // One connection's request stream: heads split across reads are kept (at most max_header + 1 bytes),
-// bodies are read and discarded. next() reports one event at a time.
+// bodies are read and discarded. next() reports one event at a time, each in the read that completes it,
+// an error as soon as the byte that shows it has arrived. A head arriving in many reads is parsed once:
+// each read goes on where the last stopped.
 class RequestReader {
 public:
     enum class Event : uint8_t {
@@ -121,6 +153,8 @@ public:
     explicit RequestReader(Limits limits) : limits_(limits) {}
     // Consumes bytes from the front of `in` up to the next event.
     Event next(std::string_view& in);
+    // After a head event, the head; after an error or while a request is under way, what is known of the
+    // current request so far (its method once its request-line was read whole and valid, else unknown).
     const RequestHead& head() const { return head_; }
     int status() const { return status_; }
     // From the first byte of a request (an empty line before it included) until its last.
@@ -129,13 +163,16 @@ public:
 
 private:
     enum class Phase : uint8_t { idle, head_done, length, chunked, failed };
+    // A head that began in an earlier read (and, once reported, until the next call).
+    struct Partial {
+        std::string bytes;
+        HeadState state;  // where its parse stopped
+    };
     Event fail(int status);
     Event read_head(std::string_view& in);
     Limits limits_;
     RequestHead head_;
-    // A head that began in an earlier read (and, once reported, until the next call); allocated only then,
-    // so that a connection between requests holds no buffer.
-    std::unique_ptr<std::string> buffer_;
+    std::unique_ptr<Partial> buffer_;  // allocated only then: a connection between requests holds none
     ChunkedDecoder chunked_;
     uint64_t left_ = 0;        // Content-Length bytes still to read
     uint64_t body_ = 0;
