@@ -330,6 +330,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (Client& c : clients) {
         if (c.fd.get() >= 0) finish(c, s);
     }
+    // A client's connect() returns once the kernel has it in the backlog: wait for the worker to have it
+    // before stopping, or a loaded machine stops the server with it still there (and never accepted).
+    if (!s.stopped) wait_until_accepted(s);
     stop(s);
     check_all_closed(s);
     return 0;

@@ -158,9 +158,11 @@ struct Request {
     const Ev* head = nullptr;
     const Ev* message = nullptr;
     int error = 0;
+    bool maybe_head = false;  // its bytes begin (after empty lines) with "HEAD ": an answer may omit its body
 };
 
-std::vector<Request> requests(const std::vector<Ev>& evs, size_t payload_size) {
+std::vector<Request> requests(const std::vector<Ev>& evs, std::string_view payload) {
+    const size_t payload_size = payload.size();
     std::vector<Request> rs(1);
     for (const Ev& e : evs) {
         Request& r = rs.back();
@@ -170,6 +172,10 @@ std::vector<Request> requests(const std::vector<Ev>& evs, size_t payload_size) {
         if (e.kind == Event::message && e.offset < payload_size) rs.push_back({e.offset});
     }
     if (rs.back().head == nullptr && rs.back().error == 0 && rs.back().begin == payload_size) rs.pop_back();
+    for (Request& r : rs) {
+        const size_t start = payload.find_first_not_of("\r\n", r.begin);
+        r.maybe_head = start != std::string_view::npos && payload.substr(start, 5) == "HEAD ";
+    }
     return rs;
 }
 
@@ -661,7 +667,9 @@ void parse_body(std::string_view out, size_t head_end, bool head_request, size_t
 }
 
 bool is_head(const std::vector<Request>& reqs, size_t i) {
-    return i < reqs.size() && reqs[i].head != nullptr && reqs[i].head->head.method == Method::head;
+    if (i >= reqs.size()) return false;
+    // A head the reader refused or has not completed: the session may know the method from its request-line.
+    return reqs[i].head != nullptr ? reqs[i].head->head.method == Method::head : reqs[i].maybe_head;
 }
 
 // Splits the output into final answers (answer i is to request i) and the interim 100s before them.
@@ -749,7 +757,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // The reader, whole and split, and each request it frames against Beast.
     std::vector<Ev> whole = events(options, {in.payload}, in.payload);
     check_same_events(whole, events(options, pieces, in.payload));
-    std::vector<Request> reqs = requests(whole, in.payload.size());
+    std::vector<Request> reqs = requests(whole, in.payload);
     size_t messages = 0;
     for (const Request& r : reqs) {
         if (r.head != nullptr) check_head(*r.head, r.begin, options.max_header);
