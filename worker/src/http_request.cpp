@@ -190,7 +190,6 @@ int check_request_line(std::string_view method, char major, char minor, RequestH
     return 0;
 }
 
-
 // Splits a comma-separated list, calling f with each non-empty, OWS-trimmed element until f returns false.
 template <class F>
 bool for_each_element(std::string_view v, F f) {
