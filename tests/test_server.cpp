@@ -2,10 +2,14 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <random>
 
 #include "test_util.hpp"
 
@@ -32,7 +36,7 @@ TEST_P(ServerTest, TwoHundredConcurrentEchoStreamsAreByteExact) {
     EXPECT_EQ(worker_total(srv.server(), &WorkerStats::bytes_written), total);
 }
 
-// Seed 002's client: stream 4 MiB, half-close, and expect all 4 MiB back before the server's EOF.
+// A client that streams 4 MiB, half-closes, and expects all 4 MiB back before the server's EOF.
 TEST_P(ServerTest, HalfClosingClientGetsEveryByteBeforeEof) {
     RunningServer srv(config(2));
     std::mt19937_64 rng(7);
@@ -156,6 +160,49 @@ TEST_P(ServerTest, TcpNodelayIsSetBeforeTheSecondWriteOnly) {
     send_all(fd.get(), "b");
     ASSERT_EQ(recv_exact(fd.get(), 1), "b");
     EXPECT_NE(nodelay(server_fd), 0) << "the second write goes out with Nagle off";
+}
+
+// Backpressure, focused: a client that sends without reading makes the server's unsent output grow; past
+// high_water the server stops reading that client, holding at most one read more than the mark; once the
+// client reads and the unsent output falls to low_water, reading resumes and every byte comes back in
+// order. (Were reading never paused, the server would take all 16 MiB in and buffer it.)
+TEST_P(ServerTest, ReadingPausesAboveHighWaterAndResumesBelowLowWater) {
+    ServerConfig cfg = config(1);
+    cfg.worker.high_water = 256 << 10;
+    cfg.worker.low_water = 64 << 10;
+    cfg.listen.send_buffer = 32 << 10;  // fixed kernel buffers, so the server's own buffer fills first
+    RunningServer srv(cfg);
+    const WorkerStats& st = srv.server().worker(0).stats();
+    std::mt19937_64 rng(7);
+    std::vector<EchoStream> streams(1);
+    EchoStream& s = streams[0];
+    s.fd = connect_tcp("127.0.0.1", srv.port(), true);
+    const int rcvbuf = 64 << 10;
+    ASSERT_EQ(::setsockopt(s.fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    s.pipelined = true;
+    s.payloads.push_back(random_bytes(rng, 16 << 20));
+    const std::string& p = s.payloads[0];
+    // Send without reading until the socket has stayed full for a second: the server stopped reading.
+    while (s.send_offset < p.size()) {
+        const ssize_t n = ::send(s.fd.get(), p.data() + s.send_offset, p.size() - s.send_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            s.sent.append(p.data() + s.send_offset, static_cast<size_t>(n));
+            s.send_offset += static_cast<size_t>(n);
+            continue;
+        }
+        ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << std::strerror(errno);
+        pollfd writable{s.fd.get(), POLLOUT, 0};
+        if (::poll(&writable, 1, 1000) == 0) break;
+    }
+    ASSERT_LT(s.send_offset, p.size()) << "the server never stopped reading";
+    const uint64_t read_at_pause = st.bytes_read.get();
+    const uint64_t unsent = read_at_pause - st.bytes_written.get();
+    EXPECT_GT(unsent, cfg.worker.low_water) << "paused without its output above the marks";
+    EXPECT_LE(unsent, cfg.worker.high_water + cfg.worker.read_buffer) << "read on past high_water";
+    ASSERT_TRUE(drive_echo(streams, 60'000));
+    EXPECT_GT(st.bytes_read.get(), read_at_pause) << "reading never resumed";
+    EXPECT_EQ(s.received.size(), p.size());
+    EXPECT_TRUE(s.received == p);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::ValuesIn(built_backends()), backend_label);
