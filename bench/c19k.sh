@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# This machine's concurrency limit (issue 5): one process may hold 20,000 fds, so kqserver (ulimit -n
+# This machine's concurrency limit: one process may hold 20,000 fds, so kqserver (ulimit -n
 # 20000; its default --max-connections is that minus a reserve of 32 + 3 per worker) must hold 19,000
 # concurrent connections, driven by two kqbench processes of 9,500 connections each (each under its own
 # ulimit -n 20000), with every connection served.

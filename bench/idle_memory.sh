@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # User-space memory per idle connection: kqserver's RSS (VmRSS) before and after N connections are
-# open and idle, divided by N (issue 5's target: at most 1 KiB). Two cases, each on a fresh server
+# open and idle, divided by N (the target: at most 1 KiB). Two cases, each on a fresh server
 # (--workers 2, echo, --idle-timeout 0) so memory freed by one cannot hide growth in the other:
 #   never used  kqbench opens N connections (--connect-rate) and, at --rate 0.01, sends one request in
 #               all; the server holds N accepted connections that never sent a byte.

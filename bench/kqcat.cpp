@@ -1,4 +1,4 @@
-// kqcat: interactive client for kqserver, the seed's kqueue str_cli made edge-triggered. Copies stdin to a
+// kqcat: interactive client for kqserver, a str_cli on kqueue/epoll, edge-triggered. Copies stdin to a
 // TCP connection and the connection to stdout, half-closes at stdin EOF, and exits when the server closes.
 #include <fcntl.h>
 #include <poll.h>
@@ -146,7 +146,7 @@ extern "C" void on_stop_signal(int sig) {
 // stdin as the loop sees it. Terminals, pipes and sockets are registered with the poller and made
 // non-blocking (edge-triggered: read until EAGAIN). Regular files and /dev/null are not: epoll refuses
 // them with EPERM, and kqueue reports a regular file as always readable (data = bytes left, no EOF edge;
-// the seed's str_cli had to compare data with its read size). Such a stdin is read whenever the socket
+// a str_cli on kqueue must compare data with its read size). Such a stdin is read whenever the socket
 // has room, without the poller; its reads never block.
 class StdinSource {
 public:

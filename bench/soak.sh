@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak: kqserver (--workers 2, echo) holding CONNECTIONS connections under an open-loop load of RATE
-# requests/s in total for MINUTES minutes, after one minute of ramp-up and warm-up. Issue 5's targets:
+# requests/s in total for MINUTES minutes, after one minute of ramp-up and warm-up. The targets:
 # server RSS flat within 5%, no fd growth, p99 stable.
 # Design: one kqbench run holds the same connections for the whole soak (a new run per minute would
 # close and reopen them all, which is a churn test, not a soak). It opens them at CONNECTIONS/10 per

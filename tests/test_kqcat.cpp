@@ -311,7 +311,7 @@ TEST(Kqcat, KeepsUnsentTailsWhenTheSocketIsFull) {
 }
 
 // The server closes as soon as it accepts, while kqcat's stdin (a pipe we keep open) has not ended:
-// the FIN comes before kqcat's half-close, which is the seed's "server terminated prematurely".
+// the FIN comes before kqcat's half-close: "server terminated prematurely".
 TEST(Kqcat, ServerClosingBeforeStdinEndsIsAnError) {
     OneShotServer srv([](UniqueFd&) {});
     auto [in_r, in_w] = make_pipe();

@@ -1,8 +1,7 @@
-// The alternative architectures of issue 6, on every backend: --handoff direct (the acceptor registers
-// the fd in the worker's poller itself: the forum's question) and --accept reuseport (each worker
-// accepts on its own SO_REUSEPORT socket). Each must serve, limit, drain and stop exactly as the
-// default queue hand-off does. And the blocking handler (the seed's sleep(4)): it stalls its own
-// worker's connections and no others.
+// The alternative architectures, on every backend: --handoff direct (the acceptor registers the fd in
+// the worker's poller itself) and --accept reuseport (each worker accepts on its own SO_REUSEPORT
+// socket). Each must serve, limit, drain and stop exactly as the default queue hand-off does. And the
+// blocking handler (--block-ms): it stalls its own worker's connections and no others.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
@@ -112,7 +111,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, ModeTest,
                                             ::testing::Values(Mode::direct, Mode::reuseport)),
                          mode_label);
 
-// Seed 000's sleep(4): a handler that blocks stalls every connection of its worker, and only those.
+// A handler that blocks (--block-ms) stalls every connection of its worker, and only those.
 // Every request sleeps 1 s before its answer. Round-robin puts a and c on worker 0, b on worker 1.
 // a, c and b send at once: b is answered after its own 1 s sleep, in parallel with a's; c waits for a's
 // sleep and then its own, so it is answered last, about 2 s after it sent.

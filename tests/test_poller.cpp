@@ -1,6 +1,6 @@
 // Poller conformance suite: the same edge-triggered contract (kq/poller.hpp) checked against every
-// backend this build has (epoll, kqueue native or through libkqueue). Each test is a scenario from the
-// design brief or the forum seed; the comments say what a real server would lose if it failed.
+// backend this build has (epoll, kqueue native or through libkqueue). Each test is a scenario a server
+// depends on; the comments say what a real server would lose if it failed.
 //
 // Blocking tests never rely on sleeps for correctness: a blocked wait(-1) is released either by the
 // behaviour under test or, if that is broken, by a watchdog that makes a separate "guard" fd readable
@@ -321,7 +321,7 @@ TEST_P(PollerConformance, UdataRoundTripAndOneMergedEventPerFd) {
     EXPECT_TRUE(wait_once(poller(), kQuietMs).empty());
 }
 
-// 3. EOF with data pending (seed 002's client does write + shutdown(SHUT_WR)): the event may say eof
+// 3. EOF with data pending (a client that does write + shutdown(SHUT_WR)): the event may say eof
 // while bytes are still unread. The worker must read them (and answer) before closing, so the poller
 // must neither swallow the data nor call a half-close an error.
 TEST_P(PollerConformance, EofReportedWithUnreadData) {
@@ -369,8 +369,8 @@ TEST_P(PollerConformance, ResetReportsEofAndError) {
     EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << "recv returned " << n << " errno " << errno;
 }
 
-// 4. The forum's question: "Can the listener add fds to a worker's kqueue while the worker is blocked?
-// Is the worker guaranteed to see it?" The owner (this thread) blocks in wait(-1); another thread
+// 4. Can the listener add fds to a worker's kqueue while the worker is blocked, and is the worker
+// guaranteed to see them? The owner (this thread) blocks in wait(-1); another thread
 // registers an fd; the blocked wait must return that fd's event.
 //
 // The helper thread sleeps briefly after the latch so that the owner has most likely *entered* the
@@ -584,7 +584,7 @@ TEST_P(PollerConformance, MoreReadyFdsThanBatch_ReadWrite) {
     EXPECT_EQ(lost_write, 0) << "fds whose WRITE readiness was never reported";
 }
 
-// 7. Edge-triggered WRITE (the seed's "write() assumed complete" bug, and its level-triggered
+// 7. Edge-triggered WRITE (the "write() assumed complete" bug, and the level-triggered
 // EVFILT_WRITE busy loop): a fresh connected socket reports writable once, then stays quiet; after a
 // write hits EAGAIN, the worker keeps the tail and waits — draining the peer must produce a new
 // writable event, or the tail would never be sent.
@@ -825,9 +825,9 @@ std::string backend_test_name(const ::testing::TestParamInfo<kq::Backend>& info)
     return std::string(kq::backend_name(info.param));
 }
 
-// Seed 000's first question: "I could process only one reception at a time, even with a larger event
-// array". A listening socket is one fd, so however many clients are queued it reports one event, and
-// (edge-triggered) no other until a new client arrives: the receiver must accept until EAGAIN.
+// "Only one reception at a time, even with a larger event array": a listening socket is one fd, so
+// however many clients are queued it reports one event, and (edge-triggered) no other until a new
+// client arrives: the receiver must accept until EAGAIN.
 TEST_P(PollerConformance, ListeningSocketReportsOneEventForManyQueuedClients) {
     kq::UniqueFd listener = kq::listen_tcp(kq::ListenOptions{});
     int tag = 0;

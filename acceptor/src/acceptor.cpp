@@ -73,8 +73,8 @@ void Acceptor::run() {
     pause_log_.flush();
 }
 
-// One READ event per listening socket per wait however many clients queued (the forum's "one
-// connection per event"): the backlog is drained here with accept4 until EAGAIN.
+// One READ event per listening socket per wait however many clients queued (not one connection per
+// event): the backlog is drained here with accept4 until EAGAIN.
 void Acceptor::drain_backlog() {
     while (pending_.empty()) {
         // At the limit, leave clients in the kernel backlog rather than accept-and-close them

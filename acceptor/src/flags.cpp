@@ -49,8 +49,8 @@ void add_model_flags(CLI::App& app, Options& o) {
                    "then do not apply)")
         ->check(one_of({"acceptor", "reuseport"}))->capture_default_str();
     app.add_option("--block-ms", o.block_ms,
-                   "Demonstration only: the handler sleeps this many ms per read before answering (the seed's "
-                   "sleep(4)), stalling every connection on its worker; 0 = off")
+                   "Demonstration only: the handler sleeps this many ms per read before answering (as a "
+                   "handler calling sleep() would), stalling every connection on its worker; 0 = off")
         ->check(whole_number_check(0, 60'000))->capture_default_str();
     app.add_option("--batch", s.worker.batch, "Events a worker takes per wait (a batch bound, not a socket limit)")
         ->check(whole_number_check(1, 65536))->capture_default_str();

@@ -1,5 +1,5 @@
 // Per-fd cost of handing a connection from the acceptor to a worker, single-threaded so the figure is
-// repeatable: the mailbox without a wake (worker busy), with a wake (worker asleep), and the forum's
+// repeatable: the mailbox without a wake (worker busy), with a wake (worker asleep), and the
 // alternative, the acceptor registering the fd in the worker's poller itself ("direct").
 #include <array>
 #include <memory>

@@ -19,7 +19,7 @@ namespace {
 enum class Mode {
     mailbox,  // push only: the consumer drains and drops it (the queue and its wake-ups alone)
     queue,    // the server's design: push; the worker drains, registers it and waits for its first event
-    direct,   // the forum's question: the producer registers it in the worker's poller itself
+    direct,   // --handoff direct: the producer registers it in the worker's poller itself
 };
 
 constexpr size_t kPool = 256;  // sockets in flight at most; each returns to the producer after its first event

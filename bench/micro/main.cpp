@@ -1,4 +1,4 @@
-// kq_micro: the micro-benchmarks of issue 6 in one binary (hand-off, poller wait, histogram, HTTP),
+// kq_micro: the micro-benchmarks in one binary (hand-off, poller wait, histogram, HTTP),
 // registered in report order; takes every Google Benchmark flag (--benchmark_filter=..., etc.).
 #include <sys/resource.h>
 

@@ -1,4 +1,4 @@
-// Built-in protocols by name: echo (seed 003) and upper (seed 001), both stateless, and http.
+// Built-in protocols by name: echo and upper, both stateless, and http.
 #include <array>
 #include <thread>
 
@@ -18,8 +18,8 @@ public:
     }
 };
 
-// Sends every byte back ASCII-uppercased (in place: the scratch buffer is ours to change). Unlike the
-// seed, it neither assumes a NUL-terminated line nor indexes buf[readlen - 1].
+// Sends every byte back ASCII-uppercased (in place: the scratch buffer is ours to change). It assumes
+// neither a NUL-terminated line nor a non-empty read (no buf[readlen - 1]).
 class UpperSession final : public Session {
 public:
     void on_data(std::span<char> bytes, Reply& reply) override {

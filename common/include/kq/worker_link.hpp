@@ -9,7 +9,7 @@
 namespace kq {
 
 // --handoff direct: the acceptor thread builds the connection and registers its fd in the worker's
-// kqueue/epoll (the forum's question: may another thread add to a poller its owner is blocked on?).
+// kqueue/epoll (which relies on another thread being able to add to a poller its owner is blocked on).
 // The worker takes the connection over when its first event arrives.
 class DirectRegistrar {
 public:
