@@ -239,7 +239,9 @@ int parse_field(std::string_view name, std::string_view value, RequestHead& out,
     case 17:
         if (iequals(name, "transfer-encoding")) {
             f.te = true;
+            bool any = false;  // a line that names no coding is refused, wherever it stands
             const bool ok = for_each_element(value, [&](std::string_view e) {
+                any = true;
                 const size_t coding = span_of(e, kToken);
                 if (coding == 0) return false;
                 const std::string_view params = trim_ows(e.substr(coding));
@@ -250,7 +252,7 @@ int parse_field(std::string_view name, std::string_view value, RequestHead& out,
                 f.te_last_chunked = chunked;
                 return true;
             });
-            if (!ok) return 400;
+            if (!ok || !any) return 400;
         }
         break;
     default: break;

@@ -29,7 +29,8 @@
 //               uri-host [":" port] (RFC 9110 §7.2), else 400.
 //   Content-Length  1*DIGIT after the OWS is stripped; a list, a sign, anything else, or a second
 //               Content-Length line -> 400 (§6.3 item 5). Too big for 64 bits: content_length = UINT64_MAX.
-//   Transfer-Encoding  lines combine into one list (RFC 9110 §5.3), empty elements skipped; with
+//   Transfer-Encoding  lines combine into one list (RFC 9110 §5.3), empty elements skipped, but a line
+//               naming no coding at all -> 400 (nothing to combine, and parsers disagree on it); with
 //               Content-Length -> 400 (§6.3 item 3); in HTTP/1.0 -> 400 (§6.1); the final coding not chunked,
 //               or chunked more than once -> 400 (§6.3 item 4, §7); another coding before chunked -> 501
 //               (§6.1, none is implemented here).
