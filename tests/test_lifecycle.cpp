@@ -182,8 +182,13 @@ TEST_P(Lifecycle, ClosesAndDeliversWhatIsOwed) {
         EXPECT_LE(got.bytes.size(), kBig);
         EXPECT_EQ(got.bytes.find_first_not_of('x'), std::string::npos);
     } else {
-        EXPECT_EQ(got.bytes.size(), want.size());
-        EXPECT_TRUE(got.bytes == want) << "got " << got.bytes.substr(0, 40);
+        // A graceful stop reaches the worker when it next wakes; if the client's reading let it flush
+        // below low water and resume first, "more" was read before the drain began and is answered too.
+        const bool read_before_drain = state == State::read_paused && event == Event::drain && got.bytes == want + "more\n";
+        if (!read_before_drain) {
+            EXPECT_EQ(got.bytes.size(), want.size());
+            EXPECT_TRUE(got.bytes == want) << "got " << got.bytes.substr(0, 40);
+        }
         EXPECT_FALSE(got.reset) << "the server reset a connection that was owed " << want.size() << " bytes";
     }
     const Server& s = srv.server();
