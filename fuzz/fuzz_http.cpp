@@ -35,6 +35,7 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 using kq::http::Method;
+using kq::http::method_name;
 using kq::http::RequestReader;
 using Event = RequestReader::Event;
 
@@ -177,22 +178,6 @@ std::vector<Request> requests(const std::vector<Ev>& evs, std::string_view paylo
         r.maybe_head = start != std::string_view::npos && payload.substr(start, 5) == "HEAD ";
     }
     return rs;
-}
-
-std::string_view method_name(Method m) {
-    switch (m) {
-    case Method::get: return "GET";
-    case Method::head: return "HEAD";
-    case Method::post: return "POST";
-    case Method::put: return "PUT";
-    case Method::del: return "DELETE";
-    case Method::connect: return "CONNECT";
-    case Method::options: return "OPTIONS";
-    case Method::trace: return "TRACE";
-    case Method::patch: return "PATCH";
-    case Method::unknown: break;
-    }
-    return "";
 }
 
 // What the header promises about every head it accepts, whatever the bytes were.

@@ -18,6 +18,7 @@ using kq::http::ChunkedDecoder;
 using kq::http::HeadResult;
 using kq::http::Limits;
 using kq::http::Method;
+using kq::http::method_name;
 using kq::http::parse_head;
 using kq::http::RequestHead;
 using kq::http::RequestReader;
@@ -812,25 +813,9 @@ TEST(ChunkedDecoder, TheLargestSizeThatFitsIsNotAnError) {
 // ---------------------------------------------------------------------------------------------------
 // RequestReader
 
-std::string method_name(Method m) {
-    switch (m) {
-    case Method::get: return "GET";
-    case Method::head: return "HEAD";
-    case Method::post: return "POST";
-    case Method::put: return "PUT";
-    case Method::del: return "DELETE";
-    case Method::connect: return "CONNECT";
-    case Method::options: return "OPTIONS";
-    case Method::trace: return "TRACE";
-    case Method::patch: return "PATCH";
-    case Method::unknown: break;
-    }
-    return "?";
-}
-
 // A head in one line: "POST /p?q path=/p 1.1 close chunked cl=5 continue", the flags only when they hold.
 std::string describe(const RequestHead& h) {
-    std::string s = method_name(h.method) + " " + std::string(h.target) + " path=" + std::string(h.path) +
+    std::string s = std::string(method_name(h.method)) + " " + std::string(h.target) + " path=" + std::string(h.path) +
                     (h.minor == 0 ? " 1.0" : " 1.1");
     if (!h.keep_alive) s += " close";
     if (h.chunked) s += " chunked";

@@ -48,17 +48,14 @@ private:
     size_t fill_ = 0;          // N for /bytes/N
     int status_ = 0;           // the answer to the request being read, decided with its head
     bool use_fill_ = false;    // the answer is /bytes/N's
-    bool head_only_ = false;   // HEAD
-    bool keep_alive_ = true;   // the request leaves the connection open
     bool clean_close_ = false;
 };
 
-// Decides the answer to a request from its head: status_, and fill_ for /bytes/N.
+// Decides the answer to a request from its head, while its path is still valid: status_, and fill_ for
+// /bytes/N. (The rest of the head, method and keep-alive, stays readable in reader_ until the next request.)
 void HttpSession::route(const http::RequestHead& head) {
-    head_only_ = head.method == http::Method::head;
-    keep_alive_ = head.keep_alive;
     use_fill_ = false;
-    if (head.method != http::Method::get && !head_only_) {
+    if (head.method != http::Method::get && head.method != http::Method::head) {
         status_ = 405;
     } else if (head.path == "/") {
         status_ = 200;
@@ -80,7 +77,7 @@ void HttpSession::respond(std::string& out, bool keep_alive) const {
     http::Response r;
     r.status = status_;
     r.keep_alive = keep_alive;
-    r.head = head_only_;
+    r.head = reader_.head().method == http::Method::head;
     if (use_fill_) r.use_fill = true, r.fill_bytes = fill_;
     else r.body = status_ == 200 ? http::kRootBody : http::error_body(status_);
     r.allow_header = status_ == 405;
@@ -111,12 +108,13 @@ void HttpSession::on_data(std::span<char> bytes, Reply& reply) {
             }
         } else if (event == http::RequestReader::Event::message) {
             // The answer is the last after Connection: close and once this read's answers passed the budget.
-            const bool keep_alive = keep_alive_ && out.size() < kOutputBudget;
+            const bool asked = reader_.head().keep_alive;
+            const bool keep_alive = asked && out.size() < kOutputBudget;
             respond(out, keep_alive);
             ++answered;
             if (!keep_alive) {
                 stop = true;
-                clean_close_ = !keep_alive_ && in.empty();
+                clean_close_ = !asked && in.empty();
             }
         } else {  // error
             append_error(out, reader_.status(), reader_.head().method == http::Method::head);

@@ -93,9 +93,7 @@ const char* skip_value(const char* p, const char* end) {
 
 // Length of the run of `cls` bytes at the start of s.
 size_t span_of(std::string_view s, uint8_t cls) {
-    size_t i = 0;
-    while (i < s.size() && is(s[i], cls)) ++i;
-    return i;
+    return static_cast<size_t>(skip(s.data(), s.data() + s.size(), cls) - s.data());
 }
 
 std::string_view trim_ows(std::string_view s) {
@@ -290,6 +288,22 @@ Eol line_end(const char*& p, const char* end) {
 }
 
 }  // namespace
+
+std::string_view method_name(Method m) {
+    switch (m) {
+    case Method::get: return "GET";
+    case Method::head: return "HEAD";
+    case Method::post: return "POST";
+    case Method::put: return "PUT";
+    case Method::del: return "DELETE";
+    case Method::connect: return "CONNECT";
+    case Method::options: return "OPTIONS";
+    case Method::trace: return "TRACE";
+    case Method::patch: return "PATCH";
+    case Method::unknown: break;
+    }
+    return "";
+}
 
 // One pass over the bytes, each checked once against its class, over the first max_header bytes only: a
 // head within the limit lies wholly among them, an error found there is reported (400) as soon as its

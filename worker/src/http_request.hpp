@@ -54,6 +54,8 @@
 namespace kq::http {
 
 enum class Method : uint8_t { get, head, post, put, del, connect, options, trace, patch, unknown };
+// "GET", "HEAD", ...; "" for unknown (for logs and tests).
+std::string_view method_name(Method m);
 
 struct RequestHead {
     std::string_view target;        // as sent; a slice of the input or of the reader's buffer
