@@ -13,7 +13,7 @@ prepare_soak() {
 # start_kq ARGS...: kqserver on 127.0.0.1 (unless ARGS give --host), free ports; sets kq_pid, kq_host,
 # kq_port, kq_mport. Its stdout is $work/kq.out, its log (with the exit summary) $work/kq.log.
 start_kq() {
-  "$build/acceptor/kqserver" --port 0 --metrics-port 0 --log-level info "$@" > "$work/kq.out" 2> "$work/kq.log" &
+  "$build/server/kqserver" --port 0 --metrics-port 0 --log-level info "$@" > "$work/kq.out" 2> "$work/kq.log" &
   kq_pid=$!
   pids+=("$kq_pid")
   until grep -q '^metrics' "$work/kq.out" 2>/dev/null; do

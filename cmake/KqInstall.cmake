@@ -2,18 +2,22 @@
 # that an application does find_package(kqserver) + target_link_libraries(app PRIVATE kqserver::kqserver).
 include(CMakePackageConfigHelpers)
 
-# Exported names: kqserver::common, kqserver::worker, kqserver::server, and kqserver::kqserver linking all
-# three. The same names exist as aliases in this build, so a project that adds kqserver as a subdirectory
+# Exported names: kqserver::common, kqserver::acceptor, kqserver::worker, kqserver::protocols,
+# kqserver::server, and kqserver::kqserver linking all five. The same names exist as aliases in this build, so a project that adds kqserver as a subdirectory
 # writes the same target_link_libraries line as one that uses the installed package.
 add_library(kq_package INTERFACE)
-target_link_libraries(kq_package INTERFACE kq_server kq_worker kq_common)
+target_link_libraries(kq_package INTERFACE kq_server kq_protocols kq_worker kq_acceptor kq_common)
 set_target_properties(kq_common PROPERTIES EXPORT_NAME common)
+set_target_properties(kq_acceptor PROPERTIES EXPORT_NAME acceptor)
 set_target_properties(kq_worker PROPERTIES EXPORT_NAME worker)
+set_target_properties(kq_protocols PROPERTIES EXPORT_NAME protocols)
 set_target_properties(kq_server PROPERTIES EXPORT_NAME server)
 set_target_properties(kq_package PROPERTIES EXPORT_NAME kqserver)
 add_library(kqserver::kqserver ALIAS kq_package)
 add_library(kqserver::common ALIAS kq_common)
+add_library(kqserver::acceptor ALIAS kq_acceptor)
 add_library(kqserver::worker ALIAS kq_worker)
+add_library(kqserver::protocols ALIAS kq_protocols)
 add_library(kqserver::server ALIAS kq_server)
 
 # The public headers are C++20: a consumer gets the standard with the target.
@@ -24,9 +28,9 @@ if(KQ_SANITIZE)
 endif()
 
 set(KQ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/kqserver)
-install(TARGETS kq_common kq_worker kq_server kq_package EXPORT kqserverTargets
+install(TARGETS kq_common kq_acceptor kq_worker kq_protocols kq_server kq_package EXPORT kqserverTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})  # include dirs: the targets' $<INSTALL_INTERFACE:...>
-install(DIRECTORY common/include/kq worker/include/kq acceptor/include/kq
+install(DIRECTORY common/include/kq acceptor/include/kq worker/include/kq protocols/include/kq server/include/kq
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.hpp")
 # Installed binaries keep an RPATH to the non-system directories they link from (libkqueue under its
 # own prefix): CMake drops the build tree's RPATH at install.

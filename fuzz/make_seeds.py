@@ -95,7 +95,7 @@ HTTP = {
     "expect_continue_chunked": http_seed(CHUNKED_CONTINUE + "1\r\nx\r\n0\r\n\r\n", cuts=(len(CHUNKED_CONTINUE),)),
     "expect_continue_timeout": http_seed(CONTINUE, timeout=True),
     "expect_continue_http10": http_seed(req("POST / HTTP/1.0", "Expect: 100-continue", "Content-Length: 1", body="x")),
-    # refused: one of each status and rule in worker/src/http_request.hpp
+    # refused: one of each status and rule in protocols/src/http_request.hpp
     "get_no_host": http_seed(req("GET / HTTP/1.1", host=None)),
     "two_hosts": http_seed(req("GET / HTTP/1.1", "Host: a", "Host: b")),
     "host_empty_and_port": http_seed(req("GET / HTTP/1.1", host="") + req("GET / HTTP/1.1", host="a.b:8080")),

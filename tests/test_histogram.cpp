@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "kq/histogram.hpp"
+#include "kqbench/histogram.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// The strict HTTP/1.1 request framing (worker/src/http_request.hpp), tested from the header's rules and RFC
+// The strict HTTP/1.1 request framing (protocols/src/http_request.hpp), tested from the header's rules and RFC
 // 9112 rather than from the code: parse_head and ChunkedDecoder rule by rule, each from both sides with the
 // exact status, and RequestReader's events, which must not depend on where the reads split the stream.
 #include <gtest/gtest.h>

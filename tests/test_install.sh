@@ -20,7 +20,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step "cmake --install $build --prefix $prefix"
 timeout 120 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail "install"; }
 for f in bin/kqserver bin/kqcat include/kq/handler.hpp include/kq/server.hpp include/kq/net.hpp \
-         lib/libkq_common.a lib/libkq_worker.a lib/libkq_server.a \
+         include/kq/protocols.hpp lib/libkq_common.a lib/libkq_acceptor.a lib/libkq_worker.a \
+         lib/libkq_protocols.a lib/libkq_server.a \
          lib/cmake/kqserver/kqserverConfig.cmake lib/cmake/kqserver/kqserverConfigVersion.cmake \
          lib/cmake/kqserver/kqserverTargets.cmake; do
     [[ -e $prefix/$f ]] || fail "not installed: $f"

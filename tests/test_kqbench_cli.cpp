@@ -7,7 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "kq/histogram.hpp"
+#include "kqbench/histogram.hpp"
 #include "test_kqbench_servers.hpp"
 
 using namespace kq;

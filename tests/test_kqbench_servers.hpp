@@ -19,6 +19,7 @@
 
 #include "kq/handler.hpp"
 #include "kq/net.hpp"
+#include "kq/protocols.hpp"
 #include "kq/server.hpp"
 
 namespace kq::test {

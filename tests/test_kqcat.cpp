@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kq/net.hpp"
+#include "kq/protocols.hpp"
 #include "kq/server.hpp"
 
 #ifndef KQCAT_PATH

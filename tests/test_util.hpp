@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kq/net.hpp"
+#include "kq/protocols.hpp"
 #include "kq/server.hpp"
 
 namespace kq::test {

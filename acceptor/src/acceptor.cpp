@@ -8,7 +8,7 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
-#include "enum_names.hpp"
+#include "kq/enum_names.hpp"
 #include "kq/net.hpp"
 
 namespace kq {

@@ -18,7 +18,7 @@ total_ir() { cat "$1"/cg.* | awk '/^summary:/ {s += $2} END {print s}'; }
 kq_run() {
   local out="$work/kq.$1"
   mkdir -p "$out"
-  valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" "$build/acceptor/kqserver" --port 18097 \
+  valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" "$build/server/kqserver" --port 18097 \
     --protocol http --workers 1 --log-level warn > "$work/kqcg.out" 2>/dev/null &
   local pid=$!
   until grep -q listening "$work/kqcg.out" 2>/dev/null; do sleep 0.1; done

@@ -23,7 +23,7 @@ stop_all() {
 # start_kqserver PORT ARGS... : prints nothing; sets kq_pid.
 start_kqserver() {
   local port=$1; shift
-  "$build/acceptor/kqserver" --port "$port" --log-level warn "$@" > "$work/kq.out" &
+  "$build/server/kqserver" --port "$port" --log-level warn "$@" > "$work/kq.out" &
   kq_pid=$!
   pids+=("$kq_pid")
   until grep -q listening "$work/kq.out" 2>/dev/null; do sleep 0.05; done

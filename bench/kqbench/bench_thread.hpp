@@ -18,10 +18,10 @@
 
 #include "kq/counter.hpp"
 #include "kq/fd.hpp"
-#include "kq/histogram.hpp"
 #include "kq/poller.hpp"
 #include "kqbench/codec.hpp"
 #include "kqbench/config.hpp"
+#include "kqbench/histogram.hpp"
 #include "kqbench/report.hpp"
 #include "kqbench/wake_timer.hpp"
 

@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kq/histogram.hpp"
 #include "kqbench/config.hpp"
+#include "kqbench/histogram.hpp"
 
 namespace kq::bench {
 

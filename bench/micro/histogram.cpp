@@ -5,7 +5,7 @@
 #include <random>
 #include <vector>
 
-#include "kq/histogram.hpp"
+#include "kqbench/histogram.hpp"
 #include "micro_util.hpp"
 
 namespace kq::micro {

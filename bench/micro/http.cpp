@@ -1,4 +1,4 @@
-// Cost of HTTP request handling per request: the request reader alone (worker/src/http_request.hpp), then
+// Cost of HTTP request handling per request: the request reader alone (protocols/src/http_request.hpp), then
 // a whole kq HTTP session (framing + route + response build) through the Protocol API,
 // for a minimal wrk request, a browser-like one with 11 headers, and 16 pipelined wrk requests.
 #include <cstdint>

@@ -5,7 +5,7 @@
 // [1024·2^s, 2048·2^s) is cut into 1024 buckets of width 2^s. A bucket is thus never wider than
 // 1/1024 of its lowest value, under the 0.1% that 3 significant digits promise, and an index is
 // computed from the highest set bit with a shift and an add, so record() is O(1) and branch-light.
-#include "kq/histogram.hpp"
+#include "kqbench/histogram.hpp"
 
 #include <algorithm>
 #include <bit>

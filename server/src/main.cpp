@@ -8,6 +8,7 @@
 #include "kq/http.hpp"
 #include "kq/log.hpp"
 #include "kq/metrics.hpp"
+#include "kq/protocols.hpp"
 #include "kq/server.hpp"
 #include "signals.hpp"
 

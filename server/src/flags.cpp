@@ -7,6 +7,7 @@
 
 #include "kq/cli_checks.hpp"
 #include "kq/log.hpp"
+#include "kq/protocols.hpp"
 
 namespace kq {
 namespace {

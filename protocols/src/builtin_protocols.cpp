@@ -4,6 +4,7 @@
 
 #include "kq/handler.hpp"
 #include "kq/http.hpp"
+#include "kq/protocols.hpp"
 
 namespace kq {
 namespace {

@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
-#include "enum_names.hpp"
+#include "kq/enum_names.hpp"
 
 namespace kq {
 namespace {
