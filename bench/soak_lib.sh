@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/compare/lib.sh"
 
 prepare_soak() {
   "$root/scripts/install-deps.sh" jq curl procps
-  "$root/scripts/build.sh" "$build" -DCMAKE_BUILD_TYPE=Release -DKQ_TESTS=OFF -DKQ_BENCH=OFF
+  "$root/scripts/build.sh" "$build" -DCMAKE_BUILD_TYPE=Release -DKQ_TESTS=OFF -DKQ_MICROBENCH=OFF
 }
 
 # start_kq ARGS...: kqserver on 127.0.0.1 (unless ARGS give --host), free ports; sets kq_pid, kq_host,

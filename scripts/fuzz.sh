@@ -10,9 +10,14 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(fuzz_http fuzz_connection)
 build=${KQ_FUZZ_BUILD:-$root/build/fuzz}  # KQ_FUZZ_BUILD: another build dir
 
-# clang-14 because libclang-rt-14-dev (install-deps.sh) holds the libFuzzer runtime of that version.
-"$root/scripts/build.sh" "$build" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DKQ_FUZZ=ON -DKQ_WERROR=ON -DKQ_TESTS=OFF -DKQ_BENCH=OFF
+# The fuzz preset: clang-14, because libclang-rt-14-dev (install-deps.sh) holds the libFuzzer runtime of
+# that version. Another directory (KQ_FUZZ_BUILD) gets the same settings.
+if [[ $build == "$root/build/fuzz" ]]; then
+  "$root/scripts/build.sh" fuzz
+else
+  "$root/scripts/build.sh" "$build" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DKQ_FUZZ=ON -DKQ_WERROR=ON -DKQ_TESTS=OFF -DKQ_MICROBENCH=OFF
+fi
 mkdir -p "$build/artifacts"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

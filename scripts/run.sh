@@ -3,5 +3,5 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh" >&2
-"$root/scripts/build.sh" "$root/build/release" -DCMAKE_BUILD_TYPE=Release -DKQ_TESTS=OFF -DKQ_BENCH=OFF >&2  # stdout is kqserver's
+"$root/scripts/build.sh" release >&2  # stdout is kqserver's
 exec "$root/build/release/server/kqserver" "$@"

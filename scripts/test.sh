@@ -6,23 +6,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 jobs=$(nproc)
 
+cd "$root"  # the presets (CMakePresets.json) are found from the source directory
+
 echo "== build and test (-Werror)"
-"$root/scripts/build.sh" "$root/build/test" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKQ_WERROR=ON
-ctest --test-dir "$root/build/test" --output-on-failure -j "$jobs"
+scripts/build.sh test
+ctest --preset test -j "$jobs"
 
 echo "== ASan + UBSan: whole suite"
-"$root/scripts/build.sh" "$root/build/asan" -DCMAKE_BUILD_TYPE=Debug -DKQ_WERROR=ON -DKQ_BENCH=OFF \
-  -DKQ_SANITIZE=address,undefined
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir "$root/build/asan" --output-on-failure -j "$jobs"
+scripts/build.sh asan
+ctest --preset asan -j "$jobs"
 
 echo "== TSan: concurrency tests"
-"$root/scripts/build.sh" "$root/build/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKQ_WERROR=ON -DKQ_BENCH=OFF \
-  -DKQ_SANITIZE=thread
+scripts/build.sh tsan
 # TSan's shadow memory needs a fixed layout that newer kernels' larger mmap randomisation breaks:
 # run without ASLR (setarch -R), which is what TSan's own runtime does when it can re-exec.
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  setarch "$(uname -m)" -R ctest --test-dir "$root/build/tsan" --output-on-failure -j "$jobs" -L concurrency --no-tests=error
+setarch "$(uname -m)" -R ctest --preset tsan -j "$jobs"
 
 echo "== libFuzzer: each target 60 s over its seed corpus (ASan+UBSan, clang)"
 "$root/scripts/fuzz.sh" 60

@@ -10,7 +10,7 @@ ulimit -n 20000
 
 prepare() {
   "$root/scripts/install-deps.sh" wrk nginx-light apache2-utils procps strace
-  "$root/scripts/build.sh" "$build" -DCMAKE_BUILD_TYPE=Release -DKQ_TESTS=OFF -DKQ_BENCH=OFF
+  "$root/scripts/build.sh" "$build" -DCMAKE_BUILD_TYPE=Release -DKQ_TESTS=OFF -DKQ_MICROBENCH=OFF
 }
 
 pids=()
