@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "kqbench/engine.hpp"
-#include "test_kqbench_servers.hpp"
+#include "kqbench_servers.hpp"
 
 using namespace kq;
 using namespace kq::bench;

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kqbench/histogram.hpp"
-#include "test_kqbench_servers.hpp"
+#include "kqbench_servers.hpp"
 
 using namespace kq;
 using namespace kq::test;
