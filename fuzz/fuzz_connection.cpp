@@ -15,9 +15,17 @@
 // The protocol echoes every byte, closes after echoing a 0xFF byte (leaving what followed it unread), and
 // is mid-request while the last byte it received was not '\n' (so the request time-out applies).
 //
+// The worker's poller is the real backend decorated by ScriptedPoller (tests/support, through
+// WorkerConfig::poller_factory): real events pass through, and the input may add events a kernel reports
+// rarely: each connection event duplicated at the end of its batch (after an event that closed the
+// connection, the duplicate is stale), spurious readable and writable flags, an extra wake-up. The
+// connection must behave exactly as without them; every check below applies unchanged.
+//
 // Input: byte 0 = server options: bit 0 idle time-out, bit 1 request time-out, bit 2 a short linger
-// (else a long one), bit 3 read before registering (as with --defer-accept); then 2 bytes per action,
-// [op][arg]; op bits 0-3 = action, bits 4-5 = which of 4 client slots.
+// (else a long one), bit 3 read before registering (as with --defer-accept), bits 4-7 the first
+// injection mode (below); then 2 bytes per action, [op][arg]; op bits 0-3 = action, bits 4-5 = which
+// of 4 client slots. Action 15 sets the injection mode to arg's bits 0-3: bit 0 duplicate, bit 1 add
+// readable, bit 2 add writable, bit 3 add a wake-up; it holds for every batch until the next action 15.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -35,10 +43,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <thread>
 
 #include "kq/net.hpp"
 #include "kq/server.hpp"
+#include "scripted_poller.hpp"
 
 namespace {
 
@@ -104,7 +114,28 @@ struct Server {
     bool short_linger = false;
     bool stopped = false;  // a graceful or immediate stop was asked for: no more connects
     uint64_t connects = 0;
+    std::atomic<uint8_t> inject{0};  // the injection mode (see the first comment); read by the worker
 };
+
+enum Inject : uint8_t { duplicate = 1, add_readable = 2, add_writable = 4, add_wake = 8 };
+
+// Runs on the worker's thread after each real wait: adds to the batch what the injection mode asks for.
+// Only connection events are touched; duplicates go to the end, so one for a connection an earlier event
+// of the batch closed is stale, as a kernel's can be.
+int inject(const Server& s, std::span<kq::PollEvent> out, int n) {
+    uint8_t mode = s.inject.load(std::memory_order_relaxed);
+    if (mode == 0) return n;
+    size_t m = static_cast<size_t>(n);
+    for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+        kq::PollEvent& ev = out[i];
+        if (ev.wake || ev.udata == nullptr) continue;
+        ev.readable = ev.readable || (mode & add_readable) != 0;
+        ev.writable = ev.writable || (mode & add_writable) != 0;
+        if ((mode & duplicate) && m < out.size()) out[m++] = ev;
+    }
+    if ((mode & add_wake) && m < out.size()) out[m++] = kq::PollEvent{.wake = true};
+    return static_cast<int>(m);
+}
 
 void start(Server& s, uint8_t options) {
     kq::ServerConfig cfg;
@@ -121,6 +152,12 @@ void start(Server& s, uint8_t options) {
     cfg.worker.linger_ms = (options & 4) ? kTimeoutMs : kDeadlineMs;
     cfg.worker.drain_timeout_ms = kDeadlineMs / 2;
     cfg.worker.read_on_admit = (options & 8) != 0;
+    s.inject.store(static_cast<uint8_t>(options >> 4));
+    cfg.worker.poller_factory = [&s](kq::Backend b) {
+        auto p = std::make_unique<kq::test::ScriptedPoller>(kq::make_poller(b));
+        p->set_transform([&s](std::span<kq::PollEvent> out, int n) { return inject(s, out, n); });
+        return p;
+    };
     s.allowed.cut = (options & 3) != 0;
     s.allowed.reset = (options & 1) != 0;  // idle: closed at once; a request time-out closes as the session does
     s.short_linger = (options & 4) != 0;
@@ -304,6 +341,7 @@ void act(Client& c, uint8_t action, uint8_t arg, Server& s, size_t& budget) {
         s.allowed.cut = s.allowed.reset = true;
         break;
     case 12: pause_ms(arg % (2 * kTimeoutMs)); break;  // let the time-outs fire
+    case 15: s.inject.store(static_cast<uint8_t>(arg & 15), std::memory_order_relaxed); break;
     default: break;
     }
 }

@@ -152,10 +152,13 @@ HTTP = {
 }
 
 # fuzz_connection: an options byte (bit 0 idle time-out, 1 request time-out, 2 short linger, 3 read
-# before registering), then [op][arg] pairs; op bits 0-3 action, bits 4-5 client slot.
+# before registering, 4-7 the first injection mode), then [op][arg] pairs; op bits 0-3 action, bits 4-5
+# client slot. INJECT (action 15) sets the injection mode to arg: scripted events added to the real ones.
 (CONNECT, SEND, RECV, SHUT, CLOSE, RESET, FLOOD, PAUSE, CLOSE_BYTE, NEWLINE, DRAIN, STOP_NOW,
  WAIT) = range(13)
+INJECT = 15
 IDLE, REQUEST, SHORT_LINGER, READ_FIRST = 1, 2, 4, 8
+DUPLICATE, ADD_READABLE, ADD_WRITABLE, ADD_WAKE = 1, 2, 4, 8
 
 
 def ops(*pairs, options=READ_FIRST):
@@ -203,6 +206,17 @@ CONNECTION = {
     "all_timeouts": ops((0, CONNECT, 0), (0, SEND, 5), (1, CONNECT, 0), (1, CLOSE_BYTE, 0), (1, SEND, 5),
                         (2, CONNECT, 0), (2, FLOOD, 40), (0, WAIT, 59), (2, RECV, 255),
                         options=IDLE | REQUEST | SHORT_LINGER),
+    # scripted events on top of the kernel's: duplicates (stale after a close), spurious flags, wake-ups
+    "inject_all_from_start": ops((0, CONNECT, 0), (0, SEND, 10), (0, RECV, 10), (1, CONNECT, 0), (1, FLOOD, 40),
+                                 (1, RECV, 255), (0, CLOSE_BYTE, 0), (0, RECV, 255),
+                                 options=READ_FIRST | (DUPLICATE | ADD_READABLE | ADD_WRITABLE | ADD_WAKE) << 4),
+    "inject_duplicates_then_reset": ops((0, CONNECT, 0), (0, INJECT, DUPLICATE), (0, SEND, 20), (0, RESET, 0),
+                                        (1, CONNECT, 0), (1, SEND, 20), (1, RECV, 255)),
+    "inject_spurious_while_paused": ops((0, CONNECT, 0), (0, INJECT, ADD_READABLE | ADD_WRITABLE), (0, FLOOD, 40),
+                                        (0, PAUSE, 3), (0, RECV, 255), (0, INJECT, 0), (0, RECV, 255)),
+    "inject_during_drain": ops((0, CONNECT, 0), (0, SEND, 5), (1, CONNECT, 0), (1, CLOSE_BYTE, 0),
+                               (0, INJECT, DUPLICATE | ADD_READABLE | ADD_WAKE), (0, DRAIN, 0), (0, NEWLINE, 0),
+                               (0, RECV, 255)),
 }
 
 

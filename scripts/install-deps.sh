@@ -8,7 +8,7 @@ packages=(
   nlohmann-json3-dev                                # JSON reports
   libgtest-dev libgmock-dev libbenchmark-dev        # tests and micro-benchmarks
   curl apache2-utils wrk nghttp2-client chromium    # real HTTP clients the tests drive
-  nginx-light                                       # the HTTP peer of tests/http_conformance
+  nginx-light                                       # the HTTP peer of tests/http/http_conformance
   jq gnuplot-nox                                    # bench/sweep: its JSON and plots (tested)
   clang-14 libclang-rt-14-dev llvm-14               # fuzz/: clang, its libFuzzer runtime, symbolizer
 )

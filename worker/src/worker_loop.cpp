@@ -11,7 +11,8 @@
 namespace kq {
 
 WorkerLoop::WorkerLoop(const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats)
-    : cfg_(cfg), protocol_(protocol), stats_(stats), poller_(make_poller(cfg.backend)), mailbox_(*poller_),
+    : cfg_(cfg), protocol_(protocol), stats_(stats),
+      poller_(cfg.poller_factory ? cfg.poller_factory(cfg.backend) : make_poller(cfg.backend)), mailbox_(*poller_),
       scratch_(cfg.read_buffer), events_(static_cast<size_t>(cfg.batch)) {
     update_clock();
 }

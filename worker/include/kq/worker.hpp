@@ -8,6 +8,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -35,6 +36,9 @@ struct WorkerConfig {
     // Read a new connection before registering it: worth it when its first bytes are known to be there
     // (the Server sets it when the listener defers accepts); otherwise that read mostly finds nothing.
     bool read_on_admit = false;
+    // Makes the worker's poller instead of make_poller(backend) when set; called once, on the owner
+    // thread, with `backend`. A seam for tests and fuzzing (a scripted or decorated poller).
+    std::function<std::unique_ptr<Poller>(Backend)> poller_factory;
 };
 
 // Events returned per wait, in power-of-two buckets: bucket i counts waits that returned at most 2^i

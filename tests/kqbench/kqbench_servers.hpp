@@ -1,6 +1,6 @@
-// Misbehaving and instrumented servers for the kqbench tests: kq::Server with a test Protocol (one byte
-// corrupted or one 500 ms stall, replies held back until a group is complete, a tiny HTTP/1.1 responder),
-// and a raw-socket server that resets or ignores every connection it accepts.
+// Misbehaving and instrumented servers for the kqbench tests: test Protocols for the in-process server
+// (one byte corrupted or one 500 ms stall, replies held back until a group is complete, a tiny HTTP/1.1
+// responder), and a raw-socket server that resets or ignores every connection it accepts.
 #pragma once
 
 #include <arpa/inet.h>
@@ -17,46 +17,13 @@
 #include <thread>
 #include <vector>
 
+#include "in_process_server.hpp"
 #include "kq/handler.hpp"
 #include "kq/net.hpp"
 #include "kq/protocols.hpp"
 #include "kq/server.hpp"
 
 namespace kq::test {
-
-// A kq::Server on 127.0.0.1:0 running on its own thread; stop() (or the destructor) stops and joins it,
-// after which the workers' counters are final.
-class InProcessServer {
-public:
-    explicit InProcessServer(std::unique_ptr<Protocol> protocol, int workers = 2) {
-        ServerConfig cfg;
-        cfg.listen.host = "127.0.0.1";
-        cfg.listen.port = 0;
-        cfg.workers = workers;
-        server_ = std::make_unique<Server>(cfg, std::move(protocol));
-        thread_ = std::thread([this] { server_->run(); });
-    }
-    ~InProcessServer() { stop(); }
-    void stop() {
-        if (!thread_.joinable()) return;
-        server_->stop();
-        thread_.join();
-    }
-    uint16_t port() const { return server_->port(); }
-    uint64_t bytes_read() const { return sum([](const WorkerStats& s) { return s.bytes_read.get(); }); }
-    uint64_t bytes_written() const { return sum([](const WorkerStats& s) { return s.bytes_written.get(); }); }
-    uint64_t accepted() const { return sum([](const WorkerStats& s) { return s.accepted.get(); }); }
-
-private:
-    template <class F>
-    uint64_t sum(F f) const {
-        uint64_t n = 0;
-        for (size_t i = 0; i < server_->worker_count(); ++i) n += f(server_->worker(i).stats());
-        return n;
-    }
-    std::unique_ptr<Server> server_;
-    std::thread thread_;
-};
 
 // A Protocol whose sessions are S, constructed with a shared State (counters shared by all connections).
 template <class S, class State>

@@ -1,7 +1,6 @@
-// The alternative architectures, on every backend: --handoff direct (the acceptor registers the fd in
+// The alternative accept models, on every backend: --handoff direct (the acceptor registers the fd in
 // the worker's poller itself) and --accept reuseport (each worker accepts on its own SO_REUSEPORT
-// socket). Each must serve, limit, drain and stop exactly as the default queue hand-off does. And the
-// blocking handler (--block-ms): it stalls its own worker's connections and no others.
+// socket). Each must serve, limit, drain and stop exactly as the default queue hand-off does.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
@@ -17,7 +16,7 @@ namespace {
 
 enum class Mode { direct, reuseport };
 
-class ModeTest : public ::testing::TestWithParam<std::tuple<Backend, Mode>> {
+class AcceptModes : public ::testing::TestWithParam<std::tuple<Backend, Mode>> {
 protected:
     Mode mode() const { return std::get<1>(GetParam()); }
     ServerConfig config(int workers) const {
@@ -30,14 +29,14 @@ protected:
     }
 };
 
-std::string mode_label(const ::testing::TestParamInfo<ModeTest::ParamType>& info) {
+std::string mode_label(const ::testing::TestParamInfo<AcceptModes::ParamType>& info) {
     return std::string(backend_name(std::get<0>(info.param))) +
            (std::get<1>(info.param) == Mode::direct ? "_direct" : "_reuseport");
 }
 
 // 200 connections, 1..3 payloads of up to 64 KiB each, every byte compared; every worker gets clients,
 // and the accept counters agree with the workers'.
-TEST_P(ModeTest, TwoHundredEchoStreamsAreByteExactAndSpread) {
+TEST_P(AcceptModes, TwoHundredEchoStreamsAreByteExactAndSpread) {
     RunningServer srv(config(2));
     std::vector<EchoStream> streams = random_echo_streams(srv.port(), 200, 64 * 1024, 3, 2, 6);
     ASSERT_TRUE(drive_echo(streams, 60'000)) << "some streams did not finish";
@@ -67,7 +66,7 @@ TEST_P(ModeTest, TwoHundredEchoStreamsAreByteExactAndSpread) {
 
 // The limit holds in both modes: with one worker and --max-connections 2 the third client waits in the
 // backlog and is served as soon as one of the first two closes.
-TEST_P(ModeTest, MaxConnectionsQueuesTheThirdClient) {
+TEST_P(AcceptModes, MaxConnectionsQueuesTheThirdClient) {
     ServerConfig cfg = config(1);
     cfg.max_connections = 2;
     RunningServer srv(cfg);
@@ -75,7 +74,7 @@ TEST_P(ModeTest, MaxConnectionsQueuesTheThirdClient) {
 }
 
 // Graceful stop: a client owed 1 MiB gets all of it and then EOF; afterwards the port refuses clients.
-TEST_P(ModeTest, GracefulStopFlushesAndThenRefuses) {
+TEST_P(AcceptModes, GracefulStopFlushesAndThenRefuses) {
     ServerConfig cfg = config(2);
     cfg.worker.high_water = 16 << 20;
     RunningServer srv(cfg);
@@ -93,7 +92,7 @@ TEST_P(ModeTest, GracefulStopFlushesAndThenRefuses) {
 // An immediate stop while clients are still arriving: every client sees its connection end (EOF or
 // reset), and under ASan nothing leaks, including connections the acceptor registered (direct) whose
 // first event the worker had not taken yet.
-TEST_P(ModeTest, StopNowWhileClientsArriveEndsEveryConnection) {
+TEST_P(AcceptModes, StopNowWhileClientsArriveEndsEveryConnection) {
     RunningServer srv(config(2));
     std::vector<UniqueFd> clients;
     for (int i = 0; i < 200; ++i) clients.push_back(connect_tcp("127.0.0.1", srv.port(), false));
@@ -106,39 +105,9 @@ TEST_P(ModeTest, StopNowWhileClientsArriveEndsEveryConnection) {
     EXPECT_EQ(worker_total(srv.server(), &WorkerStats::accepted), worker_total(srv.server(), &WorkerStats::closed));
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, ModeTest,
+INSTANTIATE_TEST_SUITE_P(Modes, AcceptModes,
                          ::testing::Combine(::testing::ValuesIn(built_backends()),
                                             ::testing::Values(Mode::direct, Mode::reuseport)),
                          mode_label);
-
-// A handler that blocks (--block-ms) stalls every connection of its worker, and only those.
-// Every request sleeps 1 s before its answer. Round-robin puts a and c on worker 0, b on worker 1.
-// a, c and b send at once: b is answered after its own 1 s sleep, in parallel with a's; c waits for a's
-// sleep and then its own, so it is answered last, about 2 s after it sent.
-TEST(BlockingHandler, StallsOnlyTheConnectionsOfItsWorker) {
-    using clock = std::chrono::steady_clock;
-    ServerConfig cfg;
-    cfg.workers = 2;
-    auto protocol = make_blocking_protocol(make_builtin_protocol("echo"), std::chrono::milliseconds(1000));
-    RunningServer srv(cfg, std::move(protocol));
-    const Server& s = srv.server();
-    auto connect_to = [&](size_t worker, uint64_t expected) {
-        UniqueFd fd = connect_blocking(srv.port());
-        while (s.worker(worker).stats().accepted.get() < expected) std::this_thread::yield();
-        return fd;
-    };
-    UniqueFd a = connect_to(0, 1), b = connect_to(1, 1), c = connect_to(0, 2);
-    auto start = clock::now();
-    send_all(a.get(), "a");
-    while (s.worker(0).stats().bytes_read.get() < 1) std::this_thread::yield();  // worker 0 is now asleep
-    send_all(c.get(), "c");
-    send_all(b.get(), "b");
-    EXPECT_EQ(recv_exact(b.get(), 1), "b");
-    EXPECT_FALSE(readable_within(c.get(), 0)) << "c was answered before b although worker 1 was free";
-    EXPECT_EQ(recv_exact(a.get(), 1), "a");
-    EXPECT_FALSE(readable_within(c.get(), 0)) << "c must wait for its own sleep after a's";
-    EXPECT_EQ(recv_exact(c.get(), 1), "c");
-    EXPECT_GE(clock::now() - start, std::chrono::milliseconds(2000)) << "c's answer took two sleeps";
-}
 
 }  // namespace

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "kqbench/engine.hpp"
-#include "test_kqbench_servers.hpp"
+#include "kqbench_servers.hpp"
 
 using namespace kq;
 using namespace kq::bench;
@@ -26,7 +26,7 @@ uint64_t errors(const Report& r, ErrorKind k) { return r.stats.errors[index(k)];
 // --requests N sends exactly N: the server reads N * size bytes, no more (no warm-up, no extra request
 // from a connection that raced the end) and no fewer.
 TEST(kqbench_engine, RequestsSendsExactlyNAndServerSeesEveryByte) {
-    InProcessServer srv(make_builtin_protocol("echo"));
+    RunningServer srv(make_builtin_protocol("echo"));
     Config c = config_for(srv.port());
     c.connections = 7;  // 7 mod 2 != 0: the odd connection must exist too
     c.requests = 10'007;
@@ -46,7 +46,7 @@ TEST(kqbench_engine, RequestsSendsExactlyNAndServerSeesEveryByte) {
 
 // Random sizes: every byte the bench sent reached the server and came back verified.
 TEST(kqbench_engine, RandomSizesAreVerifiedAndCounted) {
-    InProcessServer srv(make_builtin_protocol("echo"));
+    RunningServer srv(make_builtin_protocol("echo"));
     Config c = config_for(srv.port());
     c.requests = 3'000;
     c.size_min = 1;
@@ -60,13 +60,13 @@ TEST(kqbench_engine, RandomSizesAreVerifiedAndCounted) {
 }
 
 TEST(kqbench_engine, UpperRepliesAreVerifiedAsUppercase) {
-    InProcessServer upper(make_builtin_protocol("upper"));
+    RunningServer upper(make_builtin_protocol("upper"));
     Config c = config_for(upper.port());
     c.protocol = ProtocolKind::upper;
     c.requests = 2'000;
     EXPECT_EQ(run_bench(c).report.stats.ok, 2'000u);
     // An echo server answers upper requests with lowercase letters: every reply fails verification.
-    InProcessServer echo(make_builtin_protocol("echo"));
+    RunningServer echo(make_builtin_protocol("echo"));
     c.port = echo.port();
     RunResult r = run_bench(c);
     EXPECT_EQ(r.report.stats.ok, 0u);
@@ -78,7 +78,7 @@ TEST(kqbench_engine, UpperRepliesAreVerifiedAsUppercase) {
 TEST(kqbench_engine, VerificationCatchesOneCorruptedByte) {
     auto state = std::make_shared<TriggerState>();
     state->at = 123'457;
-    InProcessServer srv(make_test_protocol<TriggerEcho>(state));
+    RunningServer srv(make_test_protocol<TriggerEcho>(state));
     Config c = config_for(srv.port());
     c.requests = 10'000;
     RunResult r = run_bench(c);
@@ -140,7 +140,7 @@ TEST(kqbench_engine, OpenLoopCorrectsCoordinatedOmission) {
     auto state = std::make_shared<TriggerState>();
     state->action = TriggerState::Action::stall;
     state->at = 64 * 100 + 10;  // inside the 101st request
-    InProcessServer srv(make_test_protocol<TriggerEcho>(state));
+    RunningServer srv(make_test_protocol<TriggerEcho>(state));
     Config c = config_for(srv.port());
     c.threads = c.connections = 1;
     c.rate = 200;
@@ -158,7 +158,7 @@ TEST(kqbench_engine, OpenLoopCorrectsCoordinatedOmission) {
 TEST(kqbench_engine, PipelineKeepsDepthRequestsInFlight) {
     auto state = std::make_shared<GroupState>();
     state->group = 8 * 64;
-    InProcessServer srv(make_test_protocol<GroupingEcho>(state));
+    RunningServer srv(make_test_protocol<GroupingEcho>(state));
     Config c = config_for(srv.port());
     c.threads = c.connections = 1;
     c.pipeline = 8;
@@ -170,7 +170,7 @@ TEST(kqbench_engine, PipelineKeepsDepthRequestsInFlight) {
 }
 
 TEST(kqbench_engine, ReconnectOpensOneConnectionPerRequest) {
-    InProcessServer srv(make_builtin_protocol("echo"));
+    RunningServer srv(make_builtin_protocol("echo"));
     Config c = config_for(srv.port());
     c.reconnect = true;
     c.requests = 300;
@@ -183,7 +183,7 @@ TEST(kqbench_engine, ReconnectOpensOneConnectionPerRequest) {
 
 // Warm-up traffic reaches the server but not the figures: exactly N measured after it.
 TEST(kqbench_engine, WarmupIsExcludedFromTheFigures) {
-    InProcessServer srv(make_builtin_protocol("echo"));
+    RunningServer srv(make_builtin_protocol("echo"));
     Config c = config_for(srv.port());
     c.requests = 500;
     c.warmup_ns = 200'000'000;
@@ -196,7 +196,7 @@ TEST(kqbench_engine, WarmupIsExcludedFromTheFigures) {
 
 // --connect-rate 40/s for 8 connections: the ramp takes 200 ms and the measured window starts after it.
 TEST(kqbench_engine, ConnectRateRampsUpBeforeMeasuring) {
-    InProcessServer srv(make_builtin_protocol("echo"));
+    RunningServer srv(make_builtin_protocol("echo"));
     Config c = config_for(srv.port());
     c.connections = 8;
     c.connect_rate = 40;
@@ -210,7 +210,7 @@ TEST(kqbench_engine, ConnectRateRampsUpBeforeMeasuring) {
 
 TEST(kqbench_engine, HttpKeepAliveContentLengthChunkedAndStatus) {
     auto state = std::make_shared<HttpState>();
-    InProcessServer srv(make_test_protocol<MiniHttp>(state));
+    RunningServer srv(make_test_protocol<MiniHttp>(state));
     Config c = config_for(srv.port());
     c.protocol = ProtocolKind::http;
     c.requests = 1'000;
@@ -236,7 +236,7 @@ TEST(kqbench_engine, HttpKeepAliveContentLengthChunkedAndStatus) {
 }
 
 TEST(kqbench_engine, RawSendsTheFileAndExpectsTheReplySize) {
-    InProcessServer srv(make_builtin_protocol("echo"));
+    RunningServer srv(make_builtin_protocol("echo"));
     Config c = config_for(srv.port());
     c.protocol = ProtocolKind::raw;
     c.request = "PING with some bytes\n";
@@ -249,7 +249,7 @@ TEST(kqbench_engine, RawSendsTheFileAndExpectsTheReplySize) {
 }
 
 TEST(kqbench_engine, ServerPidReportsCpuOfTheMeasuredWindow) {
-    InProcessServer srv(make_builtin_protocol("echo"));
+    RunningServer srv(make_builtin_protocol("echo"));
     Config c = config_for(srv.port());
     c.requests = 20'000;
     c.server_pid = static_cast<int>(::getpid());  // the in-process server (and the bench) burn this CPU
@@ -261,7 +261,7 @@ TEST(kqbench_engine, ServerPidReportsCpuOfTheMeasuredWindow) {
 
 // The interrupt hook (SIGINT in the binary) ends a 60 s run at the first progress report.
 TEST(kqbench_engine, InterruptEndsTheRunWithAReport) {
-    InProcessServer srv(make_builtin_protocol("echo"));
+    RunningServer srv(make_builtin_protocol("echo"));
     Config c = config_for(srv.port());
     c.duration_ns = 60'000'000'000;
     std::atomic<bool> interrupt{false};

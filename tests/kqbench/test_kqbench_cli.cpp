@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kqbench/histogram.hpp"
-#include "test_kqbench_servers.hpp"
+#include "kqbench_servers.hpp"
 
 using namespace kq;
 using namespace kq::test;
@@ -74,7 +74,7 @@ TEST(kqbench_cli, UnreachableServerExitsOneWithOneLine) {
 }
 
 TEST(kqbench_cli, SummaryJsonAndMergeAreExact) {
-    InProcessServer srv(make_builtin_protocol("echo"));
+    RunningServer srv(make_builtin_protocol("echo"));
     std::string target = "127.0.0.1:" + std::to_string(srv.port());
     std::string a = temp_path("a.json"), b = temp_path("b.json"), m = temp_path("m.json");
     Ran ra = run_kqbench(target + " -n 3000 -c 3 --json " + a);

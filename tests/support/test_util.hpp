@@ -1,5 +1,5 @@
-// Test helpers: an in-process server on port 0, blocking client sockets, and a multi-connection
-// echo driver that checks every byte.
+// Test helpers: the in-process server (in_process_server.hpp), the per-backend fixture, blocking client
+// sockets, and a multi-connection echo driver that checks every byte.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -19,77 +19,12 @@
 #include <thread>
 #include <vector>
 
+#include "in_process_server.hpp"
 #include "kq/net.hpp"
 #include "kq/protocols.hpp"
 #include "kq/server.hpp"
 
 namespace kq::test {
-
-// Polls until pred() holds or timeout_ms passes; returns pred()'s last value. For state another thread
-// changes with no event a test can wait on (a worker's counters); never a fixed sleep.
-template <class Pred>
-bool eventually(Pred pred, int timeout_ms = 20'000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline) return pred();
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return true;
-}
-
-// Runs a kq::Server on 127.0.0.1:0 on its own thread; the destructor stops it and joins (every test
-// thereby ends by checking that shutdown completes).
-class RunningServer {
-public:
-    explicit RunningServer(ServerConfig cfg, std::string_view protocol = "echo")
-        : server_(std::make_unique<Server>(with_defaults(cfg), make_builtin_protocol(protocol))),
-          thread_([this] { run(); }) {}
-    // A protocol built by the test, e.g. make_http_protocol() with non-default options.
-    RunningServer(ServerConfig cfg, std::unique_ptr<Protocol> protocol)
-        : server_(std::make_unique<Server>(with_defaults(cfg), std::move(protocol))),
-          thread_([this] { run(); }) {}
-    ~RunningServer() { stop(); }
-    void stop() {
-        if (!thread_.joinable()) return;
-        server_->stop();
-        thread_.join();
-    }
-    // Graceful stop that must complete within ms. A server that hangs cannot be joined or destroyed, so
-    // the test process reports it and exits at once rather than wait for ctest's time-out.
-    void stop_within(int ms) {
-        server_->stop();
-        if (!eventually([this] { return finished_.load(); }, ms)) {
-            std::fprintf(stderr, "FAILED: the server did not stop within %d ms of its graceful stop\n", ms);
-            std::fflush(stderr);
-            std::_Exit(EXIT_FAILURE);
-        }
-        thread_.join();
-    }
-    Server& server() { return *server_; }
-    uint16_t port() const { return server_->port(); }
-
-private:
-    void run() {
-        server_->run();
-        finished_.store(true);
-    }
-    static ServerConfig with_defaults(ServerConfig cfg) {
-        cfg.listen.host = "127.0.0.1";
-        cfg.listen.port = 0;
-        if (cfg.workers == 0) cfg.workers = 2;
-        return cfg;
-    }
-    std::unique_ptr<Server> server_;
-    std::atomic<bool> finished_{false};
-    std::thread thread_;
-};
-
-// One worker counter summed over all of a server's workers, e.g. worker_total(srv, &WorkerStats::accepted).
-inline uint64_t worker_total(const Server& s, const Counter WorkerStats::*field) {
-    uint64_t sum = 0;
-    for (size_t i = 0; i < s.worker_count(); ++i) sum += (s.worker(i).stats().*field).get();
-    return sum;
-}
 
 // Fixture of the suites that run once per built backend: config() gives a server config on that backend.
 class BackendTest : public ::testing::TestWithParam<Backend> {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "in_process_server.hpp"
 #include "kq/net.hpp"
 #include "kq/protocols.hpp"
 #include "kq/server.hpp"
@@ -158,21 +159,11 @@ private:
 // An in-process kqserver speaking "upper" on an ephemeral port; its destructor checks a clean stop.
 class UpperServer {
 public:
-    UpperServer() : srv_(config(), kq::make_builtin_protocol("upper")), thread_([this] { srv_.run(); }) {}
-    ~UpperServer() {
-        srv_.stop();
-        thread_.join();
-    }
+    UpperServer() : srv_(kq::ServerConfig{}, "upper") {}
     std::string port() const { return std::to_string(srv_.port()); }
 
 private:
-    static kq::ServerConfig config() {
-        kq::ServerConfig cfg;
-        cfg.workers = 2;
-        return cfg;
-    }
-    kq::Server srv_;
-    std::thread thread_;
+    kq::test::RunningServer srv_;
 };
 
 // A one-connection server for the cases kqserver never produces: accepts one client on its own thread,
