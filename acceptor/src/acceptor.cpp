@@ -2,15 +2,10 @@
 // hold what no worker queue can take and stop accepting until it is handed on.
 #include "kq/acceptor.hpp"
 
-#include <unistd.h>
-
 #include <array>
-#include <cerrno>
-#include <cstring>
-#include <spdlog/spdlog.h>
+#include <chrono>
 
 #include "kq/enum_names.hpp"
-#include "kq/net.hpp"
 
 namespace kq {
 namespace {
