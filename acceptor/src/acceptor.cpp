@@ -1,15 +1,11 @@
-// Acceptor loop: accept until EAGAIN, dispatch, hand off; back off on EMFILE instead of spinning.
+// Acceptor thread: wait on the listening socket, accept with the shared AcceptLoop, dispatch, hand off;
+// hold what no worker queue can take and stop accepting until it is handed on.
 #include "kq/acceptor.hpp"
 
-#include <unistd.h>
-
 #include <array>
-#include <cerrno>
-#include <cstring>
-#include <spdlog/spdlog.h>
+#include <chrono>
 
 #include "kq/enum_names.hpp"
-#include "kq/net.hpp"
 
 namespace kq {
 namespace {
@@ -29,10 +25,15 @@ std::string_view handoff_name(Handoff h) { return enum_name(kHandoffNames, h); }
 
 Acceptor::Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch dispatch, Backend backend,
                    size_t max_connections, Handoff handoff)
-    : listen_fd_(std::move(listen_fd)), workers_(std::move(workers)), dispatch_(dispatch), handoff_(handoff),
-      poller_(make_poller(backend)), handed_(workers_.size(), 0),
-      full_per_worker_(std::make_unique<Counter[]>(workers_.size())), max_connections_(max_connections) {
-    poller_->add_readonly(listen_fd_.get(), &listen_token);
+    : workers_(std::move(workers)), dispatch_(dispatch), handoff_(handoff), poller_(make_poller(backend)),
+      handed_(workers_.size(), 0), full_per_worker_(std::make_unique<Counter[]>(workers_.size())) {
+    accept_.listen(std::move(listen_fd), max_connections);
+    poller_->add_readonly(accept_.fd(), &listen_token);
+}
+
+int64_t Acceptor::now_ms() const noexcept {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
 void Acceptor::request_stop() noexcept {
@@ -42,13 +43,9 @@ void Acceptor::request_stop() noexcept {
 
 int Acceptor::wait_timeout_ms() const {
     if (!pending_.empty()) return kPendingRetryMs;
-    if (at_limit_) return kLimitRetryMs;
-    auto now = std::chrono::steady_clock::now();
-    if (paused_until_ > now) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(paused_until_ - now).count();
-        return static_cast<int>(left) + 1;
-    }
-    return -1;
+    if (accept_.at_limit()) return kLimitRetryMs;
+    int64_t left = accept_.paused_until_ms() - now_ms();
+    return left > 0 ? static_cast<int>(left) + 1 : -1;
 }
 
 void Acceptor::run() {
@@ -61,50 +58,22 @@ void Acceptor::run() {
         // an extra accept4 that finds EAGAIN is cheaper than tracking which one it was.
         retry_pending();
         if (!pending_.empty()) continue;
-        if (paused_until_ != std::chrono::steady_clock::time_point{}) {
-            if (paused_until_ > std::chrono::steady_clock::now()) continue;
-            paused_until_ = {};
-        }
+        if (accept_.paused_until_ms() > now_ms()) continue;
         drain_backlog();
     }
-    for (int fd : pending_) ::close(fd);
     pending_.clear();
-    listen_fd_.reset();  // new clients are refused from now on instead of waiting in the backlog
-    pause_log_.flush();
+    accept_.close();  // new clients are refused from now on instead of waiting in the backlog
 }
 
 // One READ event per listening socket per wait however many clients queued (not one connection per
-// event): the backlog is drained here with accept4 until EAGAIN.
+// event): the accept loop takes them until EAGAIN, the limit, a pause, or a fd no worker can take.
 void Acceptor::drain_backlog() {
-    while (pending_.empty()) {
-        // At the limit, leave clients in the kernel backlog rather than accept-and-close them
-        // (memcached's choice): they are served as soon as connections close, not turned away.
-        bool full = open_connections() >= max_connections_;
-        if (full && !at_limit_) stats_.limit_pauses.add();
-        at_limit_ = full;
-        if (full) return;
-        int fd = -1;
-        switch (accept_client(listen_fd_.get(), fd)) {
-        case AcceptResult::accepted:
-            stats_.accepted.add();
-            if (!hand_off(fd)) pending_.push_back(fd);
-            continue;
-        case AcceptResult::retry:
-            continue;
-        case AcceptResult::drained:
-            return;
-        case AcceptResult::out_of_fds:
-            // Never spin: leave the clients in the kernel backlog and retry after a pause.
-            stats_.accept_pauses.add();
-            pause_log_.paused(errno);
-            paused_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(kAcceptPauseMs);
-            return;
-        case AcceptResult::failed:
-            stats_.accept_errors.add();
-            spdlog::error("accept4: {}", std::strerror(errno));
-            return;
-        }
-    }
+    if (!pending_.empty()) return;
+    accept_.accept(now_ms(), [this] { return open_connections(); }, [this](UniqueFd fd) {
+        if (hand_off(fd)) return true;
+        pending_.push_back(std::move(fd));
+        return false;
+    });
 }
 
 uint64_t Acceptor::open_connections() const noexcept {
@@ -132,11 +101,11 @@ size_t Acceptor::pick() noexcept {
 }
 
 // Tries the chosen worker, then the others in turn; false only when every queue is full.
-bool Acceptor::hand_off(int fd) {
+bool Acceptor::hand_off(UniqueFd& fd) {
     size_t first = pick();
     if (handoff_ == Handoff::direct) {
         // No queue to fill: the registration either succeeds or the connection is lost (fd closed).
-        if (workers_[first].direct->register_direct(fd)) ++handed_[first];
+        if (workers_[first].direct->register_direct(std::move(fd))) ++handed_[first];
         else stats_.accept_errors.add();
         return true;
     }
@@ -146,7 +115,7 @@ bool Acceptor::hand_off(int fd) {
             ++handed_[i];
             return true;
         }
-        stats_.handoff_full.add();
+        handoff_full_.add();
         full_per_worker_[i].add();
     }
     return false;

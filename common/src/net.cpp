@@ -155,9 +155,12 @@ void close_with_reset(UniqueFd fd) {
     fd.reset();
 }
 
-AcceptResult accept_client(int listen_fd, int& fd) noexcept {
-    fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) return AcceptResult::accepted;
+AcceptResult accept_client(int listen_fd, UniqueFd& fd) noexcept {
+    int raw = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (raw >= 0) {
+        fd.reset(raw);
+        return AcceptResult::accepted;
+    }
     switch (errno) {
     case EAGAIN:
 #if EAGAIN != EWOULDBLOCK

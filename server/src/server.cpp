@@ -31,6 +31,7 @@ Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol)
     address_ = local_address(listen_fd.get());
     // With TCP_DEFER_ACCEPT a connection is accepted once its first bytes are there: read them at once.
     if (listen.defer_accept_s > 0) cfg_.worker.read_on_admit = true;
+    cfg_.worker.direct_handoff = cfg_.accept == AcceptMode::acceptor && cfg_.handoff == Handoff::direct;
     std::vector<WorkerLink> links;
     for (int i = 0; i < n; ++i) {
         workers_.push_back(std::make_unique<Worker>(i, cfg_.worker, *protocol_));
@@ -93,22 +94,18 @@ void Server::stop_now() noexcept {
 
 Server::AcceptTotals Server::accept_totals() const noexcept {
     AcceptTotals t;
+    auto add = [&t](const AcceptStats& a) {
+        t.accepted += a.accepted.get();
+        t.accept_errors += a.accept_errors.get();
+        t.accept_pauses += a.accept_pauses.get();
+        t.limit_pauses += a.limit_pauses.get();
+    };
     if (acceptor_) {
-        const auto& a = acceptor_->stats();
-        t.accepted = a.accepted.get();
-        t.accept_errors = a.accept_errors.get();
-        t.accept_pauses = a.accept_pauses.get();
-        t.limit_pauses = a.limit_pauses.get();
-        t.handoff_full = a.handoff_full.get();
+        add(acceptor_->stats());
+        t.handoff_full = acceptor_->handoff_full();
         return t;
     }
-    for (const auto& w : workers_) {
-        const auto& s = w->stats();
-        t.accepted += s.accepted.get();
-        t.accept_errors += s.accept_errors.get();
-        t.accept_pauses += s.accept_pauses.get();
-        t.limit_pauses += s.limit_pauses.get();
-    }
+    for (const auto& w : workers_) add(w->stats().accept);  // reuseport: each worker's own accept loop
     return t;
 }
 

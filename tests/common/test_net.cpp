@@ -38,10 +38,8 @@ TEST(Net, BlockingConnectSurvivesASignalWithoutRestart) {
         while (accepted.load() < kConnects) {
             pollfd p{listener.get(), POLLIN, 0};
             if (::poll(&p, 1, 5000) <= 0) return;
-            for (int fd = -1; kq::accept_client(listener.get(), fd) == kq::AcceptResult::accepted;) {
-                kq::UniqueFd c(fd);
+            for (kq::UniqueFd c; kq::accept_client(listener.get(), c) == kq::AcceptResult::accepted;)
                 accepted.fetch_add(1);
-            }
         }
     });
 

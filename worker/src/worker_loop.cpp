@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <new>
 #include <spdlog/spdlog.h>
 
 namespace kq {
@@ -49,7 +50,9 @@ void WorkerLoop::run() {
         stats_.waits.add();
         stats_.events.add(static_cast<uint64_t>(n));
         stats_.events_per_wait.record(static_cast<uint64_t>(n));
-        for (int i = 0; i < n; ++i) handle(events_[static_cast<size_t>(i)]);
+        // The hand-off mode decides once per batch whether an event may be a connection's first.
+        if (cfg_.direct_handoff) for (int i = 0; i < n; ++i) handle<true>(events_[static_cast<size_t>(i)]);
+        else for (int i = 0; i < n; ++i) handle<false>(events_[static_cast<size_t>(i)]);
         run_scheduled();
         if (accept_ready()) accept_clients();
         expire_timeouts();
@@ -59,7 +62,7 @@ void WorkerLoop::run() {
 }
 
 void WorkerLoop::admit_new() {
-    mailbox_.drain([this](int fd) { admit(fd); });
+    mailbox_.drain_fds([this](UniqueFd fd) { admit(std::move(fd)); });
 }
 
 // Queue hand-off and reuseport: build, adopt, then register, all on this thread. With read_on_admit (the
@@ -69,8 +72,9 @@ void WorkerLoop::admit_new() {
 // after the read loses nothing: adding an fd to epoll or kqueue reports whatever it is ready for at that
 // moment (input that came after the read, room to write), the edge an earlier registration would have
 // reported. Without deferred accepts the client has usually not sent yet, so that read would be wasted.
-void WorkerLoop::admit(int raw_fd) {
-    Connection* c = make_connection(raw_fd);
+void WorkerLoop::admit(UniqueFd fd) {
+    // TCP_NODELAY is set later, before the connection's second write (write_some).
+    auto* c = new Connection(*this, std::move(fd), protocol_.open());
     adopt(*c);
     if (cfg_.read_on_admit) read_input(*c);
     if (c->is(ConnState::closed)) return;  // answered and closed, or failed: freed by reap()
@@ -81,12 +85,6 @@ void WorkerLoop::admit(int raw_fd) {
         stats_.errors.add();
         close_now(*c);
     }
-}
-
-// Any thread (the acceptor's with --handoff direct): what needs no worker state. TCP_NODELAY is set
-// later, before the connection's second write (write_some).
-Connection* WorkerLoop::make_connection(int raw_fd) {
-    return new Connection(*this, UniqueFd(raw_fd), protocol_.open());
 }
 
 // Worker thread: the connection joins this worker's lists and time-outs. One handed over just before a
@@ -101,8 +99,10 @@ void WorkerLoop::adopt(Connection& c) {
 
 // --handoff direct, acceptor thread. Registering READ|WRITE on a connected socket reports it writable at
 // once, so the worker always gets a first event for it, however idle the client, and adopts it then.
-bool WorkerLoop::register_direct(int raw_fd) noexcept {
-    Connection* c = make_connection(raw_fd);
+// The connection has no session until then: sessions are created on the worker that owns them.
+bool WorkerLoop::register_direct(UniqueFd fd) noexcept {
+    auto* c = new (std::nothrow) Connection(*this, std::move(fd), nullptr);
+    if (c == nullptr) return false;
     c->direct_pending_.store(true, std::memory_order_release);
     try {
         poller_->add(c->fd(), c);  // from the acceptor thread, while the worker may be blocked in wait
@@ -119,20 +119,26 @@ bool WorkerLoop::register_direct(int raw_fd) noexcept {
 void WorkerLoop::adopt_direct(Connection& c) {
     c.direct_pending_.store(false, std::memory_order_relaxed);
     ++direct_adopted_;
+    c.session_ = protocol_.open();
     adopt(c);
 }
 
+template <bool Direct>
 void WorkerLoop::handle(const PollEvent& ev) {
     if (ev.wake) {
         stats_.wakeups.add();
         return;
     }
-    if (ev.udata == &listener_) {
+    if (ev.udata == &accept_) {
         accept_pending_ = true;
         return;
     }
     auto& c = *static_cast<Connection*>(ev.udata);
-    if (c.direct_pending_.load(std::memory_order_acquire)) adopt_direct(c);
+    // The acquire pairs with register_direct's release: it orders the acceptor's construction of c
+    // before this thread's use of it.
+    if constexpr (Direct) {
+        if (c.direct_pending_.load(std::memory_order_acquire)) adopt_direct(c);
+    }
     if (c.is(ConnState::closed)) return;  // stale: closed earlier in this batch
     if (ev.eof) c.eof_hint_ = true;
     if (ev.writable && !c.out_.empty()) flush(c);
@@ -155,7 +161,7 @@ int WorkerLoop::wait_timeout_ms() const {
         deadline = std::min(deadline, mid_request_.front()->request_began_ms_ + cfg_.request_timeout_ms);
     if (!lingering_.empty()) deadline = std::min(deadline, lingering_.front()->linger_since_ms_ + cfg_.linger_ms);
     if (draining_) deadline = std::min(deadline, drain_deadline_ms_);
-    if (accept_pending_ && accept_paused_until_ms_ > now_ms_) deadline = std::min(deadline, accept_paused_until_ms_);
+    if (accept_pending_ && accept_.paused_until_ms() > now_ms_) deadline = std::min(deadline, accept_.paused_until_ms());
     if (deadline == INT64_MAX) return -1;
     return static_cast<int>(std::clamp<int64_t>(deadline - now_ms_ + 1, 1, 60'000));
 }
@@ -189,7 +195,7 @@ void WorkerLoop::expire_timeouts() {
 // its own time-out and the drain deadline bound it. Connections already closing or lingering go on.
 void WorkerLoop::begin_drain() {
     draining_ = true;
-    listener_.reset();  // reuseport: stop accepting (clients still in this socket's backlog are reset)
+    accept_.close();  // reuseport: stop accepting (clients still in this socket's backlog are reset)
     drain_deadline_ms_ = now_ms_ + cfg_.drain_timeout_ms;
     std::vector<Connection*> all;
     for (Connection* c = open_.front(); c != nullptr; c = c->lru_.next) all.push_back(c);
@@ -231,7 +237,6 @@ void WorkerLoop::close_now(Connection& c) {
     lingering_.remove(c);
     graveyard_.push_back(&c);
     stats_.closed.add();
-    at_limit_ = false;  // reuseport: room for one more
 }
 
 void Connection::send(std::span<const char> bytes) { loop_.send(*this, bytes); }
@@ -251,11 +256,11 @@ void WorkerLoop::reap() noexcept {
 }
 
 void WorkerLoop::close_all() noexcept {
-    listener_.reset();
+    accept_.close();
     while (!open_.empty()) close_now(*open_.front());
     scheduled_.clear();
     reap();
-    mailbox_.drain([](int fd) { ::close(fd); });
+    mailbox_.drain_fds([](UniqueFd) {});  // closes them
     collect_unadopted();
 }
 
@@ -269,7 +274,7 @@ void WorkerLoop::collect_unadopted() noexcept {
             int n = poller_->wait(events_, 10);
             for (int i = 0; i < n; ++i) {
                 const PollEvent& ev = events_[static_cast<size_t>(i)];
-                if (ev.wake || ev.udata == &listener_) continue;
+                if (ev.wake || ev.udata == &accept_) continue;
                 auto& c = *static_cast<Connection*>(ev.udata);
                 if (!c.direct_pending_.load(std::memory_order_acquire)) continue;
                 adopt_direct(c);

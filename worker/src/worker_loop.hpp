@@ -9,6 +9,7 @@
 
 #include "conn_list.hpp"
 #include "connection.hpp"
+#include "kq/accept_loop.hpp"
 #include "kq/mailbox.hpp"
 #include "kq/net.hpp"
 #include "kq/poller.hpp"
@@ -32,8 +33,9 @@ public:
     // after joining it.
     void close_all() noexcept;
     Mailbox& mailbox() noexcept { return mailbox_; }
-    // Acceptor thread (--handoff direct): builds the connection and registers it in this worker's poller.
-    bool register_direct(int fd) noexcept override;
+    // Acceptor thread (--handoff direct): registers the connection in this worker's poller; the worker
+    // adopts it, and opens its session, on its first event.
+    bool register_direct(UniqueFd fd) noexcept override;
     // Owner thread, before run() (--accept reuseport): accept on this socket, holding at most
     // max_connections open connections.
     void listen_on(UniqueFd listener, size_t max_connections);
@@ -47,11 +49,12 @@ public:
 private:
     // worker_loop.cpp: the loop, admission, dispatch of events, time-outs, drain, closing.
     void admit_new();
-    void admit(int fd);
-    Connection* make_connection(int fd);
+    void admit(UniqueFd fd);
     void adopt(Connection& c);
     void adopt_direct(Connection& c);
     void collect_unadopted() noexcept;
+    // Direct: --handoff direct, where an event may be a connection's first (chosen once per batch).
+    template <bool Direct>
     void handle(const PollEvent& ev);
     int wait_timeout_ms() const;
     void expire_timeouts();
@@ -64,7 +67,7 @@ private:
     void update_clock() noexcept;
 
     // worker_accept.cpp (--accept reuseport): this worker's own accept loop.
-    bool accept_ready() const noexcept;
+    bool accept_ready() noexcept;
     void accept_clients();
 
     // connection_io.cpp: reading, writing, backpressure.
@@ -105,13 +108,9 @@ private:
     std::atomic<uint64_t> direct_registered_{0};
     uint64_t direct_adopted_ = 0;
 
-    // --accept reuseport: the listening socket (its udata is &listener_), its limit and pauses.
-    UniqueFd listener_;
-    size_t max_open_ = 0;
+    // --accept reuseport: the listening socket, its limit and pauses (its udata is &accept_).
+    AcceptLoop accept_{stats_.accept, "worker accept4"};
     bool accept_pending_ = false;          // the backlog may hold clients: accept before sleeping
-    bool at_limit_ = false;                // max_open_ reached: resume when a connection closes
-    int64_t accept_paused_until_ms_ = 0;   // EMFILE/ENFILE back-off
-    AcceptPauseLog pause_log_{"worker accept4"};
 };
 
 }  // namespace kq

@@ -1,8 +1,9 @@
-// The acceptor: owns the listening socket in its own poller, drains the backlog with accept4 until
-// EAGAIN, picks a worker by the dispatch policy and hands the fd over: through that worker's mailbox
+// The acceptor: owns the listening socket in its own poller, accepts with the shared AcceptLoop (until
+// EAGAIN), picks a worker by the dispatch policy and hands the fd over: through that worker's mailbox
 // (--handoff queue), or by registering it in the worker's poller itself (--handoff direct).
 // It never touches a connection after the hand-off.
-// Thread rules: run() on one thread (the process's main thread in kqserver); request_stop() and stats from any.
+// Thread rules: run() on one thread (the process's main thread in kqserver); request_stop() and the
+// counters (stats(), handoff_full()) from any; handed() as it says.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kq/accept_loop.hpp"
 #include "kq/counter.hpp"
 #include "kq/fd.hpp"
 #include "kq/net.hpp"
@@ -30,10 +32,6 @@ enum class Handoff { queue, direct };
 bool parse_handoff(std::string_view text, Handoff& out);
 std::string_view handoff_name(Handoff h);
 
-struct AcceptorStats {
-    Counter accepted, handoff_full, accept_errors, accept_pauses, limit_pauses;
-};
-
 class Acceptor {
 public:
     // max_connections: at this many open connections the acceptor stops accepting (clients wait in the
@@ -43,7 +41,10 @@ public:
 
     void run();
     void request_stop() noexcept;
-    const AcceptorStats& stats() const noexcept { return stats_; }
+    // The accept loop's counters; accept_errors also counts connections --handoff direct could not register.
+    const AcceptStats& stats() const noexcept { return stats_; }
+    // Times a worker's queue was full when the acceptor tried it, all workers (any thread).
+    uint64_t handoff_full() const noexcept { return handoff_full_.get(); }
     // Connections handed to worker i so far (acceptor thread, or any thread after run() returned).
     uint64_t handed(size_t i) const noexcept { return handed_[i]; }
     // Times worker i's queue was full when the acceptor tried it (any thread).
@@ -51,27 +52,25 @@ public:
 
 private:
     void drain_backlog();
-    bool hand_off(int fd);
+    bool hand_off(UniqueFd& fd);
+    int64_t now_ms() const noexcept;
     size_t pick() noexcept;
     uint64_t open_connections() const noexcept;
     void retry_pending();
     int wait_timeout_ms() const;
 
-    UniqueFd listen_fd_;
     std::vector<WorkerLink> workers_;
     Dispatch dispatch_;
     Handoff handoff_;
     std::unique_ptr<Poller> poller_;
     std::atomic<bool> stop_{false};
-    AcceptorStats stats_;
+    AcceptStats stats_;
+    AcceptLoop accept_{stats_, "accept4"};
+    Counter handoff_full_;
     std::vector<uint64_t> handed_;
     std::unique_ptr<Counter[]> full_per_worker_;
     size_t next_ = 0;
-    std::deque<int> pending_;   // accepted fds no worker queue had room for yet
-    std::chrono::steady_clock::time_point paused_until_{};
-    AcceptPauseLog pause_log_{"accept4"};
-    size_t max_connections_;
-    bool at_limit_ = false;
+    std::deque<UniqueFd> pending_;   // accepted fds no worker queue had room for yet
 };
 
 }  // namespace kq

@@ -1,5 +1,11 @@
 // Hand-off of accepted fds from the acceptor (one producer) to one worker (one consumer):
 // a lock-free spsc queue plus a coalesced wake-up through the worker's own poller.
+// Thread rules: push() on the producer thread only; prepare_sleep(), woke() and the drains on the
+// consumer thread only; wakes_sent() from any thread.
+// Ownership: the queue holds plain ints (a lock-free queue of move-only objects would cost a
+// destructor per slot). A descriptor pushed with push(UniqueFd&) belongs to the queue until
+// drain_fds() hands it out as a UniqueFd; whoever destroys a mailbox drains it first. push(int) and
+// drain() are for callers whose ints are not descriptors (benchmarks, tests).
 #pragma once
 
 #include <atomic>
@@ -7,6 +13,7 @@
 
 #include <boost/lockfree/spsc_queue.hpp>
 
+#include "kq/fd.hpp"
 #include "kq/poller.hpp"
 
 namespace kq {
@@ -31,6 +38,13 @@ public:
         return true;
     }
 
+    // Producer thread only: on success the queue owns fd (fd is left empty); when full, fd stays with the caller.
+    bool push(UniqueFd& fd) noexcept {
+        if (!push(fd.get())) return false;
+        fd.release();
+        return true;
+    }
+
     // Consumer thread only: announces an indefinite wait. Returns false (and stays awake) when fds are
     // already queued, so the caller polls without blocking instead.
     bool prepare_sleep() noexcept {
@@ -43,10 +57,15 @@ public:
     // the release sequence of a producer's exchange, and the next prepare_sleep() could then miss its fd.
     void woke() noexcept { sleeping_.exchange(false, std::memory_order_acq_rel); }
 
-    // Consumer thread only: pops every queued fd into fn(int fd).
+    // Consumer thread only: pops every queued int into fn(int).
     template <class Fn>
     size_t drain(Fn&& fn) {
         return queue_.consume_all(fn);
+    }
+    // Consumer thread only: pops every queued descriptor into fn(UniqueFd), which then owns it.
+    template <class Fn>
+    size_t drain_fds(Fn&& fn) {
+        return queue_.consume_all([&fn](int fd) { fn(UniqueFd(fd)); });
     }
 
     // Any thread: wakes sent by push() (for the comparison of hand-off costs and tests).

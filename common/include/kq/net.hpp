@@ -42,15 +42,15 @@ void set_nodelay(int fd, bool on);
 void close_with_reset(UniqueFd fd);
 
 // One accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) on a non-blocking listening socket, its errno sorted the way
-// every accept loop needs (the acceptor's and, with --accept reuseport, each worker's):
-//   accepted    fd is the new connection;
+// an accept loop needs (kq::AcceptLoop, the acceptor's and, with --accept reuseport, each worker's):
+//   accepted    fd owns the new connection;
 //   drained     EAGAIN: the backlog is empty, the next client brings a new edge;
 //   retry       EINTR, or the client gave up while queued (ECONNABORTED, EPROTO);
 //   out_of_fds  EMFILE, ENFILE, ENOBUFS, ENOMEM: pause for kAcceptPauseMs, never spin;
 //   failed      anything else.
 // errno is left as accept4 set it, for the caller's log line.
 enum class AcceptResult { accepted, drained, retry, out_of_fds, failed };
-AcceptResult accept_client(int listen_fd, int& fd) noexcept;
+AcceptResult accept_client(int listen_fd, UniqueFd& fd) noexcept;
 inline constexpr int kAcceptPauseMs = 100;  // back-off after out_of_fds, as nginx does
 
 // The warning an accept loop logs on out_of_fds. At the fd limit a pause begins every kAcceptPauseMs,

@@ -75,8 +75,8 @@ public:
     virtual ~Protocol() = default;
     // For logs ("echo", "http", ...).
     virtual std::string_view name() const = 0;
-    // A new session for an accepted connection; called on the worker that will own it (with
-    // --handoff direct, on the acceptor thread, before the connection reaches its worker).
+    // A new session for an accepted connection; called on the worker that owns it, when the worker
+    // takes the connection over (in every accept and hand-off mode).
     virtual std::unique_ptr<Session> open() = 0;
 };
 

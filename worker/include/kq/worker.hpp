@@ -12,6 +12,7 @@
 #include <memory>
 #include <thread>
 
+#include "kq/accept_loop.hpp"
 #include "kq/counter.hpp"
 #include "kq/fd.hpp"
 #include "kq/handler.hpp"
@@ -36,6 +37,9 @@ struct WorkerConfig {
     // Read a new connection before registering it: worth it when its first bytes are known to be there
     // (the Server sets it when the listener defers accepts); otherwise that read mostly finds nothing.
     bool read_on_admit = false;
+    // --handoff direct: the acceptor registers connections in this worker's poller itself, so each
+    // event may be the first of a connection the worker has not adopted yet. Off, events need no check.
+    bool direct_handoff = false;
     // Makes the worker's poller instead of make_poller(backend) when set; called once, on the owner
     // thread, with `backend`. A seam for tests and fuzzing (a scripted or decorated poller).
     std::function<std::unique_ptr<Poller>(Backend)> poller_factory;
@@ -63,8 +67,8 @@ private:
 struct WorkerStats {
     Counter accepted, closed, errors, bytes_read, bytes_written, requests, events, waits, wakeups;
     Counter idle_timeouts, request_timeouts;
-    // --accept reuseport only: this worker's own accept4() failures, EMFILE pauses, limit pauses.
-    Counter accept_errors, accept_pauses, limit_pauses;
+    // --accept reuseport only: this worker's own accept loop (accepted, accept4 failures, pauses).
+    AcceptStats accept;
     EventsPerWait events_per_wait;
 };
 
