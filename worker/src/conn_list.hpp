@@ -1,6 +1,6 @@
-// Intrusive doubly-linked list of connections: O(1) append, unlink and move-to-back, no allocation.
-// The worker keeps its open connections in activity order (least recently active first), which makes a
-// uniform idle time-out O(1): only the front can have expired.
+// Intrusive doubly-linked list: O(1) append, unlink and move-to-back, no allocation. The worker keeps
+// its connections on one (WorkerContext::OpenList) to drain and close them all.
+// Thread rules: a list and its elements belong to one thread.
 #pragma once
 
 #include <cstddef>

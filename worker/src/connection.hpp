@@ -1,5 +1,9 @@
-// One client connection, owned by one worker: fd, protocol session, unsent output, state flags.
-// Idle connections hold no I/O buffer: output memory exists only while output is pending.
+// One client connection: its fd, protocol session and unsent output, the state machine of its life, and
+// its own reads, writes and flushes; it is the Reply its session answers through, and its own deadline.
+// Thread rules: owned by one worker and used only on that worker's thread, except that with --handoff
+// direct the acceptor thread constructs it (without a session) and marks it direct-pending (the atomic
+// below) before the worker's first event adopts it. Idle connections hold no I/O buffer: output memory
+// exists only while output is pending.
 #pragma once
 
 #include <atomic>
@@ -10,12 +14,14 @@
 #include <vector>
 
 #include "conn_list.hpp"
+#include "deadline_queue.hpp"
 #include "kq/fd.hpp"
 #include "kq/handler.hpp"
+#include "kq/poller.hpp"
 
 namespace kq {
 
-class WorkerLoop;
+struct WorkerContext;
 
 // Bytes accepted for sending but not yet written: a vector plus a read offset, released when empty.
 class OutBuffer {
@@ -38,8 +44,8 @@ private:
     size_t head_ = 0;
 };
 
-// Where a connection is in its life. Each state has one way in and says which time-outs apply; the
-// worker moves a connection forward only (open -> closing -> lingering -> closed, or straight to closed).
+// Where a connection is in its life. Each state has one way in and says which time-outs apply; a
+// connection moves forward only (open -> closing -> lingering -> closed, or straight to closed).
 enum class ConnState : uint8_t {
     open,       // the session is given what arrives; idle and request time-outs apply
     closing,    // the session or the server ended it: output is flushed, input is no longer read
@@ -47,26 +53,68 @@ enum class ConnState : uint8_t {
     closed,     // fd closed; the object lives until the end of the batch (stale events)
 };
 
-class Connection final : public Reply {
+class Connection final : public Reply, private Timer {
 public:
-    Connection(WorkerLoop& loop, UniqueFd fd, std::unique_ptr<Session> session)
-        : loop_(loop), fd_(std::move(fd)), session_(std::move(session)) {}
+    Connection(WorkerContext& w, UniqueFd fd, std::unique_ptr<Session> session)
+        : w_(w), fd_(std::move(fd)), session_(std::move(session)) {}
 
-    void send(std::span<const char> bytes) override;
-    void close() override;
-    void count_requests(uint64_t n) override;
     int fd() const noexcept { return fd_.get(); }
     bool is(ConnState s) const noexcept { return state_ == s; }
+    // On the worker's resume list (it must leave that list before it is freed).
+    bool queued() const noexcept { return queued_; }
 
-    WorkerLoop& loop_;
-    // --handoff direct: set (release) by the acceptor thread before it registers the fd; the worker
-    // reads it (acquire) on every event and adopts the connection on the first. That load/store pair
-    // is what orders the acceptor's construction before the worker's use, for TSan as for the reader.
+    // --handoff direct: set (release) by the acceptor thread before it registers the fd, on a connection
+    // built without a session; in that mode the worker reads it (acquire) on each event and adopts the
+    // connection on the first, creating its session there. That load/store pair is what orders the
+    // acceptor's construction before the worker's use, for TSan as for the reader.
+    void mark_direct() noexcept { direct_pending_.store(true, std::memory_order_release); }
+    bool direct_pending() const noexcept { return direct_pending_.load(std::memory_order_acquire); }
+    void attach_session(std::unique_ptr<Session> session) noexcept {
+        direct_pending_.store(false, std::memory_order_relaxed);
+        session_ = std::move(session);
+    }
+
+    // The rest: the owning worker's thread only.
+    // Joins the worker: its open list, its activity clock and its deadline.
+    void start();
+    // One poller event for this connection (stale ones, after it closed, are ignored).
+    void on_event(const PollEvent& ev);
+    // Input, whatever the state: the session's while open; noted while closing; discarded while lingering.
+    void read_input();
+    // Taken off the resume list: reads what no edge will announce, unless reading is held back.
+    void resume();
+    // During a graceful stop: ends an open connection that is between requests.
+    void end_if_draining();
+    // Closes the fd now (which also takes it out of the poller); the object is freed when the batch ends.
+    void close_now();
+
+    // Reply, for the session.
+    void send(std::span<const char> bytes) override;
+    void close() override;  // open -> closing
+    void count_requests(uint64_t n) override;
+
+    ListHook<Connection> lru_;  // the worker's open list (WorkerContext::OpenList)
+
+private:
+    // Timer: fired at or before the earliest deadline of the current state (it moves lazily).
+    void expire(int64_t now_ms) override;
+    int64_t deadline() const noexcept;
+    void read_open();
+    void discard_input();
+    void after_data();
+    void flush();
+    bool write_some(std::span<const char> bytes, size_t& done);
+    void finish();
+    void schedule_read();
+    void touch() noexcept;
+
+    WorkerContext& w_;
     std::atomic<bool> direct_pending_{false};
     UniqueFd fd_;
     std::unique_ptr<Session> session_;
     OutBuffer out_;
     ConnState state_ = ConnState::open;
+    bool request_timed_ = false;   // open, mid-request: the request time-out runs from request_began_ms_
     bool peer_eof_ = false;        // read() returned 0
     bool eof_hint_ = false;        // the poller reported EOF: a short read no longer proves drained
     bool read_paused_ = false;     // backpressure: output above high water
@@ -77,11 +125,8 @@ public:
     bool output_waited_ = false;   // some output had to wait for the socket: the client is slower than us
     bool answered_ = false;        // the session counted a request during the current on_data()
     int64_t last_active_ms_ = 0;   // last read or write progress (worker's coarse clock)
-    int64_t request_began_ms_ = 0; // when the unfinished request began (valid while on the mid-request list)
+    int64_t request_began_ms_ = 0; // when the unfinished request began (valid while request_timed_)
     int64_t linger_since_ms_ = 0;  // when the lingering close began (valid while lingering)
-    ListHook<Connection> lru_;     // the worker's open connections, least recently active first
-    ListHook<Connection> mid_;     // the worker's connections with a request under way, oldest first
-    ListHook<Connection> linger_;  // the worker's lingering connections, oldest first
 };
 
 }  // namespace kq

@@ -1,5 +1,5 @@
-// The worker's event loop: admit handed-off fds, wait for a batch, serve each event, expire time-outs,
-// drain on a graceful stop, and free what closed.
+// The worker's event loop: admit handed-off fds, wait for a batch, dispatch each event to its connection,
+// run the resume list and the expired deadlines, drain on a graceful stop, and free what closed.
 #include "worker_loop.hpp"
 
 #include <unistd.h>
@@ -12,9 +12,9 @@
 namespace kq {
 
 WorkerLoop::WorkerLoop(const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats)
-    : cfg_(cfg), protocol_(protocol), stats_(stats),
+    : WorkerContext(cfg, stats), protocol_(protocol),
       poller_(cfg.poller_factory ? cfg.poller_factory(cfg.backend) : make_poller(cfg.backend)), mailbox_(*poller_),
-      scratch_(cfg.read_buffer), events_(static_cast<size_t>(cfg.batch)) {
+      events_(static_cast<size_t>(cfg.batch)) {
     update_clock();
 }
 
@@ -76,25 +76,24 @@ void WorkerLoop::admit(UniqueFd fd) {
     // TCP_NODELAY is set later, before the connection's second write (write_some).
     auto* c = new Connection(*this, std::move(fd), protocol_.open());
     adopt(*c);
-    if (cfg_.read_on_admit) read_input(*c);
+    if (cfg_.read_on_admit) c->read_input();
     if (c->is(ConnState::closed)) return;  // answered and closed, or failed: freed by reap()
     try {
         poller_->add(c->fd(), c);  // the only registration call this connection ever costs
     } catch (const std::system_error& e) {
         spdlog::warn("worker: cannot register fd {}: {}", c->fd(), e.what());
         stats_.errors.add();
-        close_now(*c);
+        c->close_now();
     }
 }
 
-// Worker thread: the connection joins this worker's lists and time-outs. One handed over just before a
-// graceful stop has asked nothing yet and is ended at once; with read_on_admit its first read decides.
+// Worker thread: the connection joins this worker's open list and deadlines. One handed over just
+// before a graceful stop has asked nothing yet and is ended at once; with read_on_admit its first read
+// decides.
 void WorkerLoop::adopt(Connection& c) {
-    c.nodelay_pending_ = cfg_.tcp_nodelay;
-    c.last_active_ms_ = now_ms_;
-    open_.push_back(c);
+    c.start();
     stats_.accepted.add();
-    if (!cfg_.read_on_admit) end_if_draining(c);
+    if (!cfg_.read_on_admit) c.end_if_draining();
 }
 
 // --handoff direct, acceptor thread. Registering READ|WRITE on a connected socket reports it writable at
@@ -103,7 +102,7 @@ void WorkerLoop::adopt(Connection& c) {
 bool WorkerLoop::register_direct(UniqueFd fd) noexcept {
     auto* c = new (std::nothrow) Connection(*this, std::move(fd), nullptr);
     if (c == nullptr) return false;
-    c->direct_pending_.store(true, std::memory_order_release);
+    c->mark_direct();
     try {
         poller_->add(c->fd(), c);  // from the acceptor thread, while the worker may be blocked in wait
     } catch (const std::system_error& e) {
@@ -117,9 +116,8 @@ bool WorkerLoop::register_direct(UniqueFd fd) noexcept {
 }
 
 void WorkerLoop::adopt_direct(Connection& c) {
-    c.direct_pending_.store(false, std::memory_order_relaxed);
+    c.attach_session(protocol_.open());
     ++direct_adopted_;
-    c.session_ = protocol_.open();
     adopt(c);
 }
 
@@ -134,59 +132,29 @@ void WorkerLoop::handle(const PollEvent& ev) {
         return;
     }
     auto& c = *static_cast<Connection*>(ev.udata);
-    // The acquire pairs with register_direct's release: it orders the acceptor's construction of c
-    // before this thread's use of it.
     if constexpr (Direct) {
-        if (c.direct_pending_.load(std::memory_order_acquire)) adopt_direct(c);
+        if (c.direct_pending()) adopt_direct(c);
     }
-    if (c.is(ConnState::closed)) return;  // stale: closed earlier in this batch
-    if (ev.eof) c.eof_hint_ = true;
-    if (ev.writable && !c.out_.empty()) flush(c);
-    if (ev.readable || ev.eof || ev.error) read_input(c);
-    // A lingering connection reads on to the EOF or the error itself: HUP (both sides shut) arrives
-    // with input still unread, and closing on it would reset the connection over that input.
-    if (ev.error && !c.is(ConnState::closed) && !c.is(ConnState::lingering)) {
-        if (!c.out_.empty()) flush(c);  // reports the socket error, or delivers a last reply
-        close_now(c);
-    }
+    c.on_event(ev);
 }
 
-// The earliest deadline among: the least recently active connection's idle time-out, the oldest
-// unfinished request's time-out, the drain deadline. -1 = none (sleep until an event).
+// The earliest deadline among: the connections' timers, the drain deadline, the end of an accept pause.
+// -1 = none (sleep until an event). A connection's timer may come before its real deadline (it moves
+// on lazily): the wait then ends early once, and expire_timeouts() re-arms it.
 int WorkerLoop::wait_timeout_ms() const {
-    int64_t deadline = INT64_MAX;
-    if (cfg_.idle_timeout_ms > 0 && !open_.empty())
-        deadline = std::min(deadline, open_.front()->last_active_ms_ + cfg_.idle_timeout_ms);
-    if (cfg_.request_timeout_ms > 0 && !mid_request_.empty())
-        deadline = std::min(deadline, mid_request_.front()->request_began_ms_ + cfg_.request_timeout_ms);
-    if (!lingering_.empty()) deadline = std::min(deadline, lingering_.front()->linger_since_ms_ + cfg_.linger_ms);
+    int64_t deadline = timers_.earliest_ms();
     if (draining_) deadline = std::min(deadline, drain_deadline_ms_);
     if (accept_pending_ && accept_.paused_until_ms() > now_ms_) deadline = std::min(deadline, accept_.paused_until_ms());
-    if (deadline == INT64_MAX) return -1;
+    if (deadline == Timer::kNever) return -1;
     return static_cast<int>(std::clamp<int64_t>(deadline - now_ms_ + 1, 1, 60'000));
 }
 
-// Both lists are in time order and the time-outs are uniform, so only their fronts need checking.
+// One expiry loop for every deadline. Each timer taken off has expired or re-armed itself later than
+// now, so the loop ends.
 void WorkerLoop::expire_timeouts() {
-    if (cfg_.idle_timeout_ms > 0) {
-        while (!open_.empty() && open_.front()->last_active_ms_ + cfg_.idle_timeout_ms <= now_ms_) {
-            stats_.idle_timeouts.add();
-            close_now(*open_.front());
-        }
-    }
-    if (cfg_.request_timeout_ms > 0) {
-        while (!mid_request_.empty() && mid_request_.front()->request_began_ms_ + cfg_.request_timeout_ms <= now_ms_) {
-            Connection& c = *mid_request_.front();  // open: leaving that state takes it off this list
-            mid_request_.remove(c);
-            stats_.request_timeouts.add();
-            c.session_->on_request_timeout(c);
-            end_if_draining(c);
-        }
-    }
-    while (!lingering_.empty() && lingering_.front()->linger_since_ms_ + cfg_.linger_ms <= now_ms_)
-        close_now(*lingering_.front());
+    while (Timer* t = timers_.pop_expired(now_ms_)) t->expire(now_ms_);
     if (draining_ && now_ms_ >= drain_deadline_ms_) {
-        while (!open_.empty()) close_now(*open_.front());
+        while (!open_.empty()) open_.front()->close_now();
     }
 }
 
@@ -200,13 +168,9 @@ void WorkerLoop::begin_drain() {
     std::vector<Connection*> all;
     for (Connection* c = open_.front(); c != nullptr; c = c->lru_.next) all.push_back(c);
     for (Connection* c : all) {
-        if (c->is(ConnState::open)) read_input(*c);
+        if (c->is(ConnState::open)) c->read_input();
     }
     reap();
-}
-
-void WorkerLoop::end_if_draining(Connection& c) {
-    if (draining_ && c.is(ConnState::open) && !c.session_->mid_request()) close_after_flush(c);
 }
 
 // With --handoff direct, also every connection the acceptor registered must have been taken over: its
@@ -215,41 +179,17 @@ bool WorkerLoop::drained() const {
     return open_.empty() && direct_adopted_ == direct_registered_.load(std::memory_order_acquire);
 }
 
-// open -> closing: no further input reaches the session, and no request time-out applies any more.
-// From any other state it does nothing: a connection is closed once (a drain, a time-out and the
-// session may all ask for it).
-void WorkerLoop::close_after_flush(Connection& c) {
-    if (!c.is(ConnState::open)) return;
-    c.state_ = ConnState::closing;
-    mid_request_.remove(c);
-    if (c.out_.empty()) finish(c);
-}
-
-// Closes the fd at once (which also removes it from the poller) but keeps the object until the batch
-// ends: later events in this batch may still point at it (libuv's uv__platform_invalidate_fd problem).
-void WorkerLoop::close_now(Connection& c) {
-    if (c.is(ConnState::closed)) return;
-    c.state_ = ConnState::closed;
-    c.fd_.reset();
-    c.out_.release();
-    open_.remove(c);
-    mid_request_.remove(c);
-    lingering_.remove(c);
-    graveyard_.push_back(&c);
-    stats_.closed.add();
-}
-
-void Connection::send(std::span<const char> bytes) { loop_.send(*this, bytes); }
-void Connection::close() { loop_.close_after_flush(*this); }
-void Connection::count_requests(uint64_t n) {
-    answered_ = true;
-    loop_.count_requests(n);
+void WorkerLoop::run_scheduled() {
+    if (scheduled_.empty()) return;
+    std::vector<Connection*> now;
+    now.swap(scheduled_);
+    for (Connection* c : now) c->resume();
 }
 
 void WorkerLoop::reap() noexcept {
     // A connection closed after it was put on the resume list (say, its request time-out fired in the
     // same pass that used up its read budget) must leave the list before it is freed.
-    bool queued = std::any_of(graveyard_.begin(), graveyard_.end(), [](const Connection* c) { return c->queued_; });
+    bool queued = std::any_of(graveyard_.begin(), graveyard_.end(), [](const Connection* c) { return c->queued(); });
     if (queued) std::erase_if(scheduled_, [](const Connection* c) { return c->is(ConnState::closed); });
     for (Connection* c : graveyard_) delete c;
     graveyard_.clear();
@@ -257,7 +197,7 @@ void WorkerLoop::reap() noexcept {
 
 void WorkerLoop::close_all() noexcept {
     accept_.close();
-    while (!open_.empty()) close_now(*open_.front());
+    while (!open_.empty()) open_.front()->close_now();
     scheduled_.clear();
     reap();
     mailbox_.drain_fds([](UniqueFd) {});  // closes them
@@ -276,9 +216,9 @@ void WorkerLoop::collect_unadopted() noexcept {
                 const PollEvent& ev = events_[static_cast<size_t>(i)];
                 if (ev.wake || ev.udata == &accept_) continue;
                 auto& c = *static_cast<Connection*>(ev.udata);
-                if (!c.direct_pending_.load(std::memory_order_acquire)) continue;
+                if (!c.direct_pending()) continue;
                 adopt_direct(c);
-                close_now(c);
+                c.close_now();
             }
             reap();
         }

@@ -1,13 +1,15 @@
-// The worker's thread-confined state and event loop: poller, mailbox, connections, scratch buffer,
-// time-outs and graceful drain; with --accept reuseport also its own listening socket.
+// The worker's event loop: scheduling only. It admits connections, waits on its poller, dispatches each
+// event to its connection, runs the resume list and the expired deadlines, drains on a graceful stop and
+// frees what closed; the connections do their own I/O (connection.hpp) through WorkerContext. With
+// --accept reuseport it also accepts on its own listening socket (worker_accept.cpp).
+// Thread rules: request_stop(), request_drain() and register_direct() from any thread; listen_on() and
+// close_all() as noted; everything else on the worker's thread.
 #pragma once
 
 #include <atomic>
 #include <memory>
-#include <span>
 #include <vector>
 
-#include "conn_list.hpp"
 #include "connection.hpp"
 #include "kq/accept_loop.hpp"
 #include "kq/mailbox.hpp"
@@ -15,10 +17,12 @@
 #include "kq/poller.hpp"
 #include "kq/worker.hpp"
 #include "kq/worker_link.hpp"
+#include "worker_context.hpp"
 
 namespace kq {
 
-class WorkerLoop final : public DirectRegistrar {
+// Built on the WorkerContext its connections see (a private base: the loop's own members use it directly).
+class WorkerLoop final : public DirectRegistrar, private WorkerContext {
 public:
     WorkerLoop(const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats);
     ~WorkerLoop();
@@ -41,13 +45,8 @@ public:
     void listen_on(UniqueFd listener, size_t max_connections);
     Backend backend() const noexcept { return poller_->backend(); }
 
-    // Called through Connection (Reply) by sessions, on the worker thread.
-    void send(Connection& c, std::span<const char> bytes);
-    void close_after_flush(Connection& c);
-    void count_requests(uint64_t n) noexcept { stats_.requests.add(n); }
-
 private:
-    // worker_loop.cpp: the loop, admission, dispatch of events, time-outs, drain, closing.
+    // worker_loop.cpp: the loop, admission, dispatch of events, deadlines, drain, freeing.
     void admit_new();
     void admit(UniqueFd fd);
     void adopt(Connection& c);
@@ -59,10 +58,8 @@ private:
     int wait_timeout_ms() const;
     void expire_timeouts();
     void begin_drain();
-    // During a graceful stop: ends an open connection that is between requests.
-    void end_if_draining(Connection& c);
     bool drained() const;
-    void close_now(Connection& c);
+    void run_scheduled();
     void reap() noexcept;
     void update_clock() noexcept;
 
@@ -70,39 +67,13 @@ private:
     bool accept_ready() noexcept;
     void accept_clients();
 
-    // connection_io.cpp: reading, writing, backpressure.
-    void read_input(Connection& c);
-    void read_open(Connection& c);
-    void finish(Connection& c);
-    void discard_input(Connection& c);
-    void after_data(Connection& c);
-    void flush(Connection& c);
-    bool write_some(Connection& c, std::span<const char> bytes, size_t& done);
-    void schedule_read(Connection& c);
-    void run_scheduled();
-    void touch(Connection& c) noexcept;
-
-    using OpenList = IntrusiveList<Connection, &Connection::lru_>;
-    using MidList = IntrusiveList<Connection, &Connection::mid_>;
-    using LingerList = IntrusiveList<Connection, &Connection::linger_>;
-
-    WorkerConfig cfg_;
     Protocol& protocol_;
-    WorkerStats& stats_;
     std::unique_ptr<Poller> poller_;
     Mailbox mailbox_;
     std::atomic<bool> stop_{false};
     std::atomic<bool> drain_requested_{false};
-    bool draining_ = false;
     int64_t drain_deadline_ms_ = 0;
-    int64_t now_ms_ = 0;                   // coarse clock, read once per loop iteration
-    std::vector<char> scratch_;
     std::vector<PollEvent> events_;
-    std::vector<Connection*> scheduled_;   // connections with input no edge will announce again
-    std::vector<Connection*> graveyard_;   // closed during this batch; freed after it
-    OpenList open_;                        // open connections, least recently active first
-    MidList mid_request_;                  // connections with a request under way, oldest first
-    LingerList lingering_;                 // half-closed connections discarding input, oldest first
 
     // --handoff direct: connections the acceptor registered, and those this worker has taken over.
     std::atomic<uint64_t> direct_registered_{0};

@@ -1,0 +1,35 @@
+// What a connection may use of its worker: configuration, statistics, the scratch buffer, the coarse
+// clock, the deadline queue, the open and resume lists and the graveyard. A plain struct, so a
+// connection reaches them without a call; the worker's scheduling (waiting, dispatch, admission, drain)
+// stays in WorkerLoop, which is built on it.
+// Thread rules: the worker's thread only.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "conn_list.hpp"
+#include "connection.hpp"
+#include "deadline_queue.hpp"
+#include "kq/worker.hpp"
+
+namespace kq {
+
+struct WorkerContext {
+    WorkerContext(const WorkerConfig& cfg, WorkerStats& stats)
+        : cfg_(cfg), stats_(stats), scratch_(cfg.read_buffer) {}
+
+    using OpenList = IntrusiveList<Connection, &Connection::lru_>;
+
+    WorkerConfig cfg_;
+    WorkerStats& stats_;
+    std::vector<char> scratch_;            // every read lands here; sessions copy what they keep
+    int64_t now_ms_ = 0;                   // coarse clock, read once per loop iteration
+    bool draining_ = false;                // a graceful stop is under way
+    DeadlineQueue timers_;                 // one timer per connection: its state's earliest deadline
+    OpenList open_;                        // every connection not yet closed, in admission order
+    std::vector<Connection*> scheduled_;   // the resume list: input no edge will announce again
+    std::vector<Connection*> graveyard_;   // closed during this batch; freed after it
+};
+
+}  // namespace kq
