@@ -170,6 +170,17 @@ AcceptResult accept_client(int listen_fd, UniqueFd& fd) noexcept {
     case EINTR:
     case ECONNABORTED:
     case EPROTO:
+    // Linux passes pending network errors of the new socket to accept(); accept(2) says to retry them
+    // like EAGAIN. Treated as failures they would leave the rest of an edge-triggered backlog unserved.
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+#ifdef ENONET
+    case ENONET:
+#endif
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
         return AcceptResult::retry;
     case EMFILE:
     case ENFILE:

@@ -105,6 +105,24 @@ TEST_P(AcceptModes, StopNowWhileClientsArriveEndsEveryConnection) {
     EXPECT_EQ(worker_total(srv.server(), &WorkerStats::accepted), worker_total(srv.server(), &WorkerStats::closed));
 }
 
+// A worker serves events of directly registered connections only when built for it (it adopts them on
+// their first event, WorkerConfig::direct_handoff): one built for the queue refuses the registration and
+// closes the fd, instead of serving a connection it never adopted.
+TEST(DirectHandoff, AWorkerNotBuiltForItRefusesTheRegistration) {
+    auto protocol = make_builtin_protocol("echo");
+    Worker worker(0, WorkerConfig{}, *protocol);
+    worker.start();
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    UniqueFd peer(sv[1]);
+    EXPECT_FALSE(worker.link().direct->register_direct(UniqueFd(sv[0])));
+    char b;
+    EXPECT_EQ(::recv(peer.get(), &b, 1, MSG_DONTWAIT), 0) << "the refused fd was not closed";
+    worker.request_stop();
+    worker.join();
+    EXPECT_EQ(worker.stats().accepted.get(), 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, AcceptModes,
                          ::testing::Combine(::testing::ValuesIn(built_backends()),
                                             ::testing::Values(Mode::direct, Mode::reuseport)),

@@ -46,8 +46,11 @@ public:
     // Arms t to expire at expiry_ms, or moves it there if it is armed already.
     void arm(Timer& t, int64_t expiry_ms) {
         if (!t.armed()) {
-            t.slot_ = static_cast<uint32_t>(heap_.size());
-            heap_.push_back(&t);
+            heap_.push_back(&t);  // first: if it throws, t stays unarmed
+            t.slot_ = static_cast<uint32_t>(heap_.size() - 1);
+            t.expiry_ms_ = expiry_ms;
+            sift_up(t.slot_);
+            return;
         }
         const int64_t old = t.expiry_ms_;
         t.expiry_ms_ = expiry_ms;

@@ -100,6 +100,12 @@ void WorkerLoop::adopt(Connection& c) {
 // once, so the worker always gets a first event for it, however idle the client, and adopts it then.
 // The connection has no session until then: sessions are created on the worker that owns them.
 bool WorkerLoop::register_direct(UniqueFd fd) noexcept {
+    // Only a worker built for direct hand-off checks each event for a connection to adopt (handle<true>);
+    // cfg_ never changes after construction, so reading it here is safe.
+    if (!cfg_.direct_handoff) {
+        spdlog::error("acceptor: direct hand-off to a worker not configured for it (WorkerConfig::direct_handoff)");
+        return false;
+    }
     auto* c = new (std::nothrow) Connection(*this, std::move(fd), nullptr);
     if (c == nullptr) return false;
     c->mark_direct();
@@ -217,7 +223,10 @@ void WorkerLoop::collect_unadopted() noexcept {
                 if (ev.wake || ev.udata == &accept_) continue;
                 auto& c = *static_cast<Connection*>(ev.udata);
                 if (!c.direct_pending()) continue;
-                adopt_direct(c);
+                // Never served: closed without a session (no protocol_.open() off the worker's thread).
+                c.attach_session(nullptr);
+                ++direct_adopted_;
+                stats_.accepted.add();
                 c.close_now();
             }
             reap();

@@ -62,10 +62,14 @@ public:
     size_t drain(Fn&& fn) {
         return queue_.consume_all(fn);
     }
-    // Consumer thread only: pops every queued descriptor into fn(UniqueFd), which then owns it.
+    // Consumer thread only: pops every queued descriptor into fn(UniqueFd), which then owns it. One pop
+    // at a time (consume_all moves its read index only after the last call): if fn throws, the
+    // descriptors already handed out have left the queue and cannot be handed out, or closed, twice.
     template <class Fn>
     size_t drain_fds(Fn&& fn) {
-        return queue_.consume_all([&fn](int fd) { fn(UniqueFd(fd)); });
+        size_t n = 0;
+        for (int fd; queue_.pop(fd); ++n) fn(UniqueFd(fd));
+        return n;
     }
 
     // Any thread: wakes sent by push() (for the comparison of hand-off costs and tests).
