@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backends.hpp"
+#include "kq/fd.hpp"
 
 // Cross-thread registration: add() may run on another thread while the owner is blocked in
 // kevent(). Native kqueue makes this safe: FreeBSD kern_event.c takes the kqueue lock in
@@ -106,34 +107,27 @@ private:
     void drop_stale(int fd) noexcept;
     int merge(int n, std::span<PollEvent> out);
 
-    int kq_ = -1;
+    UniqueFd kq_;
     std::vector<struct kevent> events_;
 };
 
 KqueuePoller::KqueuePoller() {
-    kq_ = ::kqueue();
-    if (kq_ < 0) {
-        throw_errno("kqueue");
-    }
+    kq_.reset(::kqueue());
+    if (!kq_) throw_errno("kqueue");
     // EV_CLEAR resets the user event once it is returned, so NOTE_TRIGGERs that arrive before
     // the next wait() collapse into one event instead of staying latched forever.
     const struct kevent change = make_change(wake_ident, EVFILT_USER, EV_ADD | EV_CLEAR, 0, nullptr);
-    if (::kevent(kq_, &change, 1, nullptr, 0, nullptr) < 0) {
-        const int saved = errno;
-        ::close(kq_);
-        errno = saved;
-        throw_errno("kevent");
-    }
+    if (::kevent(kq_.get(), &change, 1, nullptr, 0, nullptr) < 0) throw_errno("kevent");  // kq_ closes it
 }
 
 // libkqueue has no kernel object to drop: its monitoring thread notices the close() of the
-// kqueue fd and then frees the emulated queue, so close() is the release on every platform.
-KqueuePoller::~KqueuePoller() { ::close(kq_); }
+// kqueue fd and then frees the emulated queue, so close() (kq_'s) is the release on every platform.
+KqueuePoller::~KqueuePoller() = default;
 
 // With nevents == 0, kevent() applies the changes and returns without scanning, so no ready
 // event is consumed here. A failing change stops processing of the ones after it.
 void KqueuePoller::apply(std::span<const struct kevent> changes) {
-    if (::kevent(kq_, changes.data(), static_cast<int>(changes.size()), nullptr, 0, nullptr) < 0) {
+    if (::kevent(kq_.get(), changes.data(), static_cast<int>(changes.size()), nullptr, 0, nullptr) < 0) {
         throw_errno("kevent");
     }
 }
@@ -178,7 +172,7 @@ void KqueuePoller::remove(int fd) noexcept {
     const auto ident = static_cast<std::uintptr_t>(fd);
     for (const int filter : {EVFILT_READ, EVFILT_WRITE}) {
         const struct kevent change = make_change(ident, filter, EV_DELETE, 0, nullptr);
-        (void)::kevent(kq_, &change, 1, nullptr, 0, nullptr);
+        (void)::kevent(kq_.get(), &change, 1, nullptr, 0, nullptr);
     }
 }
 
@@ -203,7 +197,7 @@ int KqueuePoller::wait(std::span<PollEvent> out, int timeout_ms) {
         ts.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1'000'000L;
         tsp = &ts;
     }
-    const int n = ::kevent(kq_, nullptr, 0, events_.data(), static_cast<int>(capacity), tsp);
+    const int n = ::kevent(kq_.get(), nullptr, 0, events_.data(), static_cast<int>(capacity), tsp);
     if (n < 0) {
         if (errno == EINTR) {
             return 0;
@@ -242,7 +236,7 @@ int KqueuePoller::merge(int n, std::span<PollEvent> out) {
 // plain system call. Failure is ignored: the only causes are a closed kq_ or ENOMEM.
 void KqueuePoller::wake() noexcept {
     const struct kevent change = make_change(wake_ident, EVFILT_USER, 0, NOTE_TRIGGER, nullptr);
-    (void)::kevent(kq_, &change, 1, nullptr, 0, nullptr);
+    (void)::kevent(kq_.get(), &change, 1, nullptr, 0, nullptr);
 }
 
 }  // namespace
