@@ -42,9 +42,7 @@ constexpr int kSendFlags = 0;  // SO_NOSIGPIPE is set on the socket instead
 char socket_tag;
 char stdin_tag;
 
-[[noreturn]] void throw_errno(const std::string& call) {
-    throw std::system_error(errno, std::system_category(), call);
-}
+[[noreturn]] void throw_errno(const std::string& call) { throw std::system_error(errno, std::system_category(), call); }
 
 // Reopens 0, 1 and 2 on /dev/null if they are closed, so that the socket or the poller can never take
 // the number of stdin or stdout (kqcat <&- would otherwise read its own socket).
@@ -237,8 +235,8 @@ UniqueFd connect_socket(Poller& poller, const std::string& host, uint16_t port, 
 class CatSession {
 public:
     CatSession(Poller& poller, UniqueFd sock, StdinSource& in, int timeout_ms)
-        : poller_(poller), sock_(std::move(sock)), in_(in), idle_(timeout_ms), timeout_ms_(timeout_ms),
-          in_buf_(kChunk), out_buf_(kChunk) {}
+        : poller_(poller), sock_(std::move(sock)), in_(in), idle_(timeout_ms), timeout_ms_(timeout_ms), in_buf_(kChunk),
+          out_buf_(kChunk) {}
 
     // Returns on a clean close; throws std::system_error or std::runtime_error with the message otherwise.
     void run() {
@@ -252,8 +250,7 @@ public:
             if (done_) return;
             pump_stdin();
             if (idle_.expired()) {
-                throw std::runtime_error("no data moved for " + std::to_string(timeout_ms_) +
-                                         " ms (--timeout)");
+                throw std::runtime_error("no data moved for " + std::to_string(timeout_ms_) + " ms (--timeout)");
             }
         }
     }
@@ -399,19 +396,23 @@ void add_flags(CLI::App& app, Flags& f) {
     std::string built = "auto";
     for (auto b : kq::built_backends()) built += "|" + std::string(kq::backend_name(b));
     app.add_option("--backend", f.backend, "Event backend built into this binary: " + built)
-        ->check(CLI::IsMember(std::vector<std::string>{"auto", "epoll", "kqueue"}))->capture_default_str();
+        ->check(CLI::IsMember(std::vector<std::string>{"auto", "epoll", "kqueue"}))
+        ->capture_default_str();
     app.add_option("--timeout", f.cat.timeout_s,
                    "Seconds to wait for the connection, and then with no data moving either way, before "
                    "giving up with exit status 1; 0 = no limit (the kernel's connect time-out still applies)")
-        ->type_name("SECONDS")->check(kq::seconds_check(INT_MAX / 1000))->capture_default_str();
+        ->type_name("SECONDS")
+        ->check(kq::seconds_check(INT_MAX / 1000))
+        ->capture_default_str();
     app.add_option("HOST", f.cat.host, "Server address (IPv4 or IPv6, numeric or name)")->required();
     app.add_option("PORT", f.cat.port, "Server TCP port")->required()->check(kq::whole_number_check(1, 65535));
-    app.footer("stdin is sent to the server; at its EOF (Ctrl-D on a terminal) kqcat half-closes the connection\n"
-               "and prints what the server sends until it closes. stdin may be a terminal, a pipe, a regular\n"
-               "file or /dev/null.\n"
-               "Exit status: 0 when the server closed after receiving all of stdin and everything was printed;\n"
-               "1 on a connection error, a reset, a time-out, or a server that closed before stdin was sent;\n"
-               "2 on bad flags.");
+    app.footer(
+        "stdin is sent to the server; at its EOF (Ctrl-D on a terminal) kqcat half-closes the connection\n"
+        "and prints what the server sends until it closes. stdin may be a terminal, a pipe, a regular\n"
+        "file or /dev/null.\n"
+        "Exit status: 0 when the server closed after receiving all of stdin and everything was printed;\n"
+        "1 on a connection error, a reset, a time-out, or a server that closed before stdin was sent;\n"
+        "2 on bad flags.");
 }
 
 }  // namespace

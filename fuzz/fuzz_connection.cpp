@@ -34,8 +34,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -56,8 +56,8 @@ constexpr size_t kClients = 4;
 constexpr size_t kMaxActions = 64;
 constexpr size_t kByteBudget = 256 * 1024;  // bytes sent per input: keeps one input to milliseconds
 constexpr int kSmallBuffer = 4096;
-constexpr int kTimeoutMs = 10;           // the idle, request and short linger time-outs
-constexpr int kDeadlineMs = 10000;       // for what must happen promptly; generous for CI load
+constexpr int kTimeoutMs = 10;      // the idle, request and short linger time-outs
+constexpr int kDeadlineMs = 10000;  // for what must happen promptly; generous for CI load
 constexpr char kCloseByte = '\xff';
 
 [[noreturn]] void violated(const char* what) {
@@ -184,9 +184,9 @@ struct Client {
     uint64_t id = 0;
     std::string sent;
     size_t received = 0;
-    size_t owed = SIZE_MAX;  // after a close byte: the bytes up to and including it
-    bool shut = false;       // shutdown(SHUT_WR) done
-    bool ended = false;      // the server's FIN or reset arrived
+    size_t owed = SIZE_MAX;    // after a close byte: the bytes up to and including it
+    bool shut = false;         // shutdown(SHUT_WR) done
+    bool ended = false;        // the server's FIN or reset arrived
     bool send_failed = false;  // the server closed or reset it: nothing more can be sent
 
     size_t expected() const { return std::min(owed, sent.size()); }
@@ -254,7 +254,8 @@ void receive_some(Client& c, const Server& s, size_t max) {
             return;
         }
         check(c.received + static_cast<size_t>(r) <= c.expected(), "received more than was sent or owed");
-        check(std::memcmp(buf, c.sent.data() + c.received, static_cast<size_t>(r)) == 0, "echo differs from what was sent");
+        check(std::memcmp(buf, c.sent.data() + c.received, static_cast<size_t>(r)) == 0,
+              "echo differs from what was sent");
         c.received += static_cast<size_t>(r);
         max -= static_cast<size_t>(r);
     }
@@ -310,23 +311,41 @@ void act(Client& c, uint8_t action, uint8_t arg, Server& s, size_t& budget) {
             c.id = s.connects++;
         }
         break;
-    case 1: case 13: if (open && !c.shut) send_some(c, s, (arg + 1u) * 64u, budget); break;
-    case 2: case 14: if (open) receive_some(c, s, (arg + 1u) * 256u); break;
+    case 1:
+    case 13:
+        if (open && !c.shut) send_some(c, s, (arg + 1u) * 64u, budget);
+        break;
+    case 2:
+    case 14:
+        if (open) receive_some(c, s, (arg + 1u) * 256u);
+        break;
     case 3:
         if (open && !c.shut) {
             check(::shutdown(c.fd.get(), SHUT_WR) == 0 || may_end(c, s), "shutdown() failed");
             c.shut = true;
         }
         break;
-    case 4: c.fd.reset(); break;  // unread echo in our buffer turns this close into a reset
-    case 5: if (open) kq::close_with_reset(std::move(c.fd)); break;
-    case 6: if (open && !c.shut) flood(c, s, (arg + 1u) * 4096u, budget); break;
-    case 7: if (open) pause_ms(arg % 4); break;  // give the server time to fill our buffer and pause
-    case 8: if (open && !c.shut) send_some(c, s, 1, budget, true); break;
-    case 9: if (open && !c.shut) {  // ends a request: the session is between requests again
-        char nl = '\n';
-        if (::send(c.fd.get(), &nl, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) c.sent += nl;
-    } break;
+    case 4:
+        c.fd.reset();
+        break;  // unread echo in our buffer turns this close into a reset
+    case 5:
+        if (open) kq::close_with_reset(std::move(c.fd));
+        break;
+    case 6:
+        if (open && !c.shut) flood(c, s, (arg + 1u) * 4096u, budget);
+        break;
+    case 7:
+        if (open) pause_ms(arg % 4);
+        break;  // give the server time to fill our buffer and pause
+    case 8:
+        if (open && !c.shut) send_some(c, s, 1, budget, true);
+        break;
+    case 9:
+        if (open && !c.shut) {  // ends a request: the session is between requests again
+            char nl = '\n';
+            if (::send(c.fd.get(), &nl, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) c.sent += nl;
+        }
+        break;
     case 10:  // graceful stop: every connection ends at its next request boundary
         wait_until_accepted(s);
         if (!s.stopped) s.server->stop();
@@ -340,9 +359,14 @@ void act(Client& c, uint8_t action, uint8_t arg, Server& s, size_t& budget) {
         s.stopped = true;
         s.allowed.cut = s.allowed.reset = true;
         break;
-    case 12: pause_ms(arg % (2 * kTimeoutMs)); break;  // let the time-outs fire
-    case 15: s.inject.store(static_cast<uint8_t>(arg & 15), std::memory_order_relaxed); break;
-    default: break;
+    case 12:
+        pause_ms(arg % (2 * kTimeoutMs));
+        break;  // let the time-outs fire
+    case 15:
+        s.inject.store(static_cast<uint8_t>(arg & 15), std::memory_order_relaxed);
+        break;
+    default:
+        break;
     }
 }
 

@@ -92,7 +92,8 @@ std::vector<std::string_view> reads(const Input& in) {
     std::vector<std::string_view> out;
     size_t pos = 0;
     for (size_t cut : in.cuts) {
-        for (; pos < cut; pos += std::min(cut - pos, kReadBuffer)) out.push_back(in.payload.substr(pos, std::min(cut - pos, kReadBuffer)));
+        for (; pos < cut; pos += std::min(cut - pos, kReadBuffer))
+            out.push_back(in.payload.substr(pos, std::min(cut - pos, kReadBuffer)));
     }
     return out;
 }
@@ -102,7 +103,7 @@ std::vector<std::string_view> reads(const Input& in) {
 
 struct Ev {
     Event kind = Event::need_more;
-    size_t offset = 0;  // payload bytes consumed when it was reported
+    size_t offset = 0;           // payload bytes consumed when it was reported
     kq::http::RequestHead head;  // kind head; target and path cleared, kept below
     std::string target, path;
     uint64_t body = 0;  // kind message: body_bytes()
@@ -142,14 +143,16 @@ bool read_events(RequestReader& reader, std::string_view bytes, size_t base, std
 
 // The events of the payload cut into `pieces`; a stream that did not fail is mid-request at its end exactly
 // when bytes follow its last complete request.
-std::vector<Ev> events(const kq::HttpOptions& o, const std::vector<std::string_view>& pieces, std::string_view payload) {
+std::vector<Ev> events(const kq::HttpOptions& o, const std::vector<std::string_view>& pieces,
+                       std::string_view payload) {
     RequestReader reader(kq::http::Limits{o.max_header, o.max_body});
     std::vector<Ev> out;
     for (std::string_view piece : pieces) {
         if (!read_events(reader, piece, static_cast<size_t>(piece.data() - payload.data()), out)) return out;
     }
     auto last = std::find_if(out.rbegin(), out.rend(), [](const Ev& e) { return e.kind == Event::message; });
-    check(reader.mid_request() == ((last == out.rend() ? 0 : last->offset) < payload.size()), "mid_request() wrong at the end of the input");
+    check(reader.mid_request() == ((last == out.rend() ? 0 : last->offset) < payload.size()),
+          "mid_request() wrong at the end of the input");
     return out;
 }
 
@@ -191,7 +194,8 @@ void check_head(const Ev& e, size_t begin, size_t max_header) {
     check(!h.chunked || h.minor == 1, "chunked in HTTP/1.0");
     check(h.has_length || h.content_length == 0, "a content length without Content-Length");
     check(!h.expect_continue || (h.minor == 1 && h.has_body()), "expect_continue without HTTP/1.1 and content");
-    if (e.target.starts_with('/')) check(e.path == e.target.substr(0, e.target.find('?')), "origin-form path is not the target up to '?'");
+    if (e.target.starts_with('/'))
+        check(e.path == e.target.substr(0, e.target.find('?')), "origin-form path is not the target up to '?'");
     else if (h.method == Method::connect || e.target == "*") check(e.path.empty(), "authority-form or '*' with a path");
     else check(e.path.starts_with('/'), "absolute-form path does not begin with '/'");
 }
@@ -204,7 +208,8 @@ void check_same_events(const std::vector<Ev>& whole, const std::vector<Ev>& spli
         if (a.kind == Event::error) check(a.status == b.status, "split reads give another error status");
         else check(a.offset == b.offset, "split reads end an event elsewhere");
         if (a.kind == Event::head) {
-            check(same_head(a.head, b.head) && a.target == b.target && a.path == b.path, "split reads give another head");
+            check(same_head(a.head, b.head) && a.target == b.target && a.path == b.path,
+                  "split reads give another head");
         }
         if (a.kind == Event::message) check(a.body == b.body, "split reads count other body bytes");
     }
@@ -218,9 +223,9 @@ public:
     std::string method, target;
     int version = 0;
     uint64_t body = 0;
-    bool close_token = false;   // "close" in a Connection field (not Proxy-Connection)
+    bool close_token = false;  // "close" in a Connection field (not Proxy-Connection)
     int expect_fields = 0;
-    bool expect_100 = false;    // the (only) Expect field is 100-continue
+    bool expect_100 = false;  // the (only) Expect field is 100-continue
 
 private:
     using error_code = boost::beast::error_code;
@@ -317,8 +322,9 @@ enum Rule : unsigned {
     kConnectionList = 64,
 };
 constexpr size_t kRules = 7;
-constexpr const char* kRuleNames[kRules] = {"bare LF", "empty lines before", "HTTP/1.x, x>1", "Proxy-Connection",
-                                            "chunk extension", "framing trailer field", "Connection non-token"};
+constexpr const char* kRuleNames[kRules] = {
+    "bare LF",         "empty lines before",    "HTTP/1.x, x>1",       "Proxy-Connection",
+    "chunk extension", "framing trailer field", "Connection non-token"};
 
 struct Stats {
     uint64_t compared = 0, rewritten[kRules] = {};
@@ -327,18 +333,24 @@ struct Stats {
 Stats g_stats;
 
 void print_stats() {
-    std::fprintf(stderr, "fuzz_http: %llu requests compared with Beast\n", static_cast<unsigned long long>(g_stats.compared));
-    for (size_t i = 0; i < kRules; ++i) std::fprintf(stderr, "  rewritten for Beast (%s): %llu\n", kRuleNames[i], static_cast<unsigned long long>(g_stats.rewritten[i]));
-    for (auto [status, n] : g_stats.stricter) std::fprintf(stderr, "  ours %d, Beast accepts the head: %llu\n", status, static_cast<unsigned long long>(n));
+    std::fprintf(stderr, "fuzz_http: %llu requests compared with Beast\n",
+                 static_cast<unsigned long long>(g_stats.compared));
+    for (size_t i = 0; i < kRules; ++i)
+        std::fprintf(stderr, "  rewritten for Beast (%s): %llu\n", kRuleNames[i],
+                     static_cast<unsigned long long>(g_stats.rewritten[i]));
+    for (auto [status, n] : g_stats.stricter)
+        std::fprintf(stderr, "  ours %d, Beast accepts the head: %llu\n", status, static_cast<unsigned long long>(n));
 }
 
 bool iequals(std::string_view a, std::string_view b) {
     auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) { return lower(x) == lower(y); });
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) { return lower(x) == lower(y); });
 }
 
 bool is_tchar(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 std::string rewrite_head(std::string_view head, unsigned& rules) {
@@ -425,13 +437,15 @@ bool rewrite_chunked(std::string_view body, std::string& out, unsigned& rules) {
 // total are what Beast must find in the bytes it was given (total only once ours completed the request).
 const char* disagreement(const Request& r, const BeastRun& b, size_t head_size, size_t total) {
     const kq::http::RequestHead& h = r.head->head;
-    if (!b.head_done) return b.need_more ? "Beast wants more of a head ours accepted" : "Beast refuses a head ours accepted";
+    if (!b.head_done)
+        return b.need_more ? "Beast wants more of a head ours accepted" : "Beast refuses a head ours accepted";
     if (b.head_size != head_size) return "head sizes differ";
     if (b.method != method_name(h.method)) return "methods differ";
     if (b.target != r.head->target) return "targets differ";
     if (b.version != 10 + h.minor) return "versions differ";
     if (b.chunked != h.chunked) return "chunked differs";
-    if (b.length.has_value() != h.has_length || b.length.value_or(0) != h.content_length) return "Content-Length differs";
+    if (b.length.has_value() != h.has_length || b.length.value_or(0) != h.content_length)
+        return "Content-Length differs";
     // RFC 9112 §9.3: "close" ends the connection whatever else Connection holds; Beast's keep_alive() only
     // looks for "keep-alive" in an HTTP/1.0 request.
     if ((b.keep_alive && !b.close_token) != h.keep_alive) return "keep-alive differs";
@@ -440,7 +454,8 @@ const char* disagreement(const Request& r, const BeastRun& b, size_t head_size, 
         return "Expect: 100-continue with content not seen";
     }
     if (r.message != nullptr) {
-        if (!b.done) return b.need_more ? "Beast wants more of a request ours completed" : "Beast refuses a body ours accepted";
+        if (!b.done)
+            return b.need_more ? "Beast wants more of a request ours completed" : "Beast refuses a body ours accepted";
         if (b.size != total) return "request sizes differ";
         if (b.body != r.message->body) return "content lengths differ";
     } else if (r.error == 0 && b.done) {
@@ -479,14 +494,16 @@ void compare_with_beast(std::string_view payload, const Request& r) {
     std::string bytes = rewrite_head(rest.substr(0, head_size), rules);
     size_t new_head = bytes.size(), tail = head_size;
     if (r.message != nullptr && r.head->head.chunked) {
-        check(rewrite_chunked(rest.substr(head_size, total - head_size), bytes, rules), "ours accepted a chunked body that is no chunked framing");
+        check(rewrite_chunked(rest.substr(head_size, total - head_size), bytes, rules),
+              "ours accepted a chunked body that is no chunked framing");
         tail = total;
     }
     size_t new_total = bytes.size() + (r.message != nullptr ? total - tail : 0);
     bytes.append(rest.substr(tail));
     BeastRun again = rules != 0 ? run_beast(bytes) : raw;
     const char* still = rules != 0 ? disagreement(r, again, new_head, new_total) : why;
-    if (still != nullptr && !(r.error != 0 && !again.head_done)) differs(still, rest.substr(0, r.message ? total : head_size), rules);
+    if (still != nullptr && !(r.error != 0 && !again.head_done))
+        differs(still, rest.substr(0, r.message ? total : head_size), rules);
     for (size_t i = 0; i < kRules; ++i) g_stats.rewritten[i] += (rules >> i) & 1;
     if (r.error != 0 && again.head_done) ++g_stats.stricter[r.error];
 }
@@ -557,17 +574,28 @@ void feed(kq::Session& session, const Input& in, const std::vector<std::string_v
 // from the server's table: an oracle that shares the code under test would agree with its mistakes.
 std::string_view reason(int status) {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 505: return "HTTP Version Not Supported";
-    default: violated("unexpected status code");
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        violated("unexpected status code");
     }
 }
 std::string error_body(int status) { return std::to_string(status) + " " + std::string(reason(status)) + "\n"; }
@@ -575,7 +603,8 @@ constexpr std::string_view kRootBody = "Hello from kqserver\n";  // GET /
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // The answers that end the connection without routing a request (400 is also /bytes/N over the limit).
 bool is_error_answer(int status) {
-    return status == 400 || status == 408 || status == 413 || status == 414 || status == 431 || status == 501 || status == 505;
+    return status == 400 || status == 408 || status == 413 || status == 414 || status == 431 || status == 501 ||
+           status == 505;
 }
 
 struct Response {
@@ -677,7 +706,8 @@ std::vector<Response> parse_responses(std::string_view out, const std::vector<Re
         pos = r.end;
     }
     if (continued) check(rs.size() < reqs.size(), "100 Continue after the last request");
-    if (continued) check(reqs[rs.size()].head != nullptr && reqs[rs.size()].head->head.expect_continue, "100 Continue unasked");
+    if (continued)
+        check(reqs[rs.size()].head != nullptr && reqs[rs.size()].head->head.expect_continue, "100 Continue unasked");
     return rs;
 }
 
@@ -691,20 +721,24 @@ void check_answers(const std::vector<Response>& rs, const std::vector<Request>& 
         const Response& r = rs[i];
         bool last = i + 1 == rs.size();
         check(last || !r.close, "an answer saying Connection: close is followed by another");
-        check(!r.continued || (q.head != nullptr && q.head->head.expect_continue), "100 Continue to a request without Expect");
+        check(!r.continued || (q.head != nullptr && q.head->head.expect_continue),
+              "100 Continue to a request without Expect");
         if (q.head != nullptr && q.head->head.expect_continue && !r.continued) {
             // Expect: 100-continue whose route does not answer 200: the final answer at once, whatever the
             // content that follows (it is not read), and the connection closes.
-            check(last && r.close && r.status != 200 && r.status != 408, "Expect answered without 100 but not with a closing final answer");
+            check(last && r.close && r.status != 200 && r.status != 408,
+                  "Expect answered without 100 but not with a closing final answer");
             Method m = q.head->head.method;
-            check((r.status == 405) == (m != Method::get && m != Method::head), "405 is not exactly the answer to methods other than GET/HEAD");
+            check((r.status == 405) == (m != Method::get && m != Method::head),
+                  "405 is not exactly the answer to methods other than GET/HEAD");
         } else if (q.error != 0) {
             check(last && r.status == q.error, "a request the reader refuses is not answered with its status, last");
         } else if (q.message == nullptr) {
             check(last && r.status == 408, "an incomplete request answered other than with 408");
         } else {
             Method m = q.head->head.method;
-            check((r.status == 405) == (m != Method::get && m != Method::head), "405 is not exactly the answer to methods other than GET/HEAD");
+            check((r.status == 405) == (m != Method::get && m != Method::head),
+                  "405 is not exactly the answer to methods other than GET/HEAD");
         }
     }
 }
@@ -719,10 +753,12 @@ void check_calls(const RecordingReply& reply, const std::vector<Response>& rs) {
         check(next - first == c.counted, "count_requests() differs from the answers written in the same call");
         const Response* last = next > first ? &rs[next - 1] : nullptr;
         if (last != nullptr && last->close) check(c.closed, "answered Connection: close but left the connection open");
-        if (c.kind == Call::data && c.closed) check(last != nullptr && last->close, "on_data() closed without a closing answer");
+        if (c.kind == Call::data && c.closed)
+            check(last != nullptr && last->close, "on_data() closed without a closing answer");
         if (c.kind != Call::data) check(c.closed, "the connection is left open after EOF or the request time-out");
         if (c.kind == Call::timeout) {
-            check(last != nullptr && next - first == 1 && last->status == 408, "the request time-out did not answer 408");
+            check(last != nullptr && next - first == 1 && last->status == 408,
+                  "the request time-out did not answer 408");
         }
     }
 }
@@ -731,8 +767,9 @@ void check_calls(const RecordingReply& reply, const std::vector<Response>& rs) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;
-    static std::unique_ptr<kq::Protocol> protocols[] = {kq::make_http_protocol(preset(0)), kq::make_http_protocol(preset(1)),
-                                                        kq::make_http_protocol(preset(2)), kq::make_http_protocol(preset(3))};
+    static std::unique_ptr<kq::Protocol> protocols[] = {
+        kq::make_http_protocol(preset(0)), kq::make_http_protocol(preset(1)), kq::make_http_protocol(preset(2)),
+        kq::make_http_protocol(preset(3))};
     static const bool stats = std::getenv("KQ_FUZZ_HTTP_STATS") != nullptr && std::atexit(print_stats) == 0;
     (void)stats;
     Input in = decode(data, size);

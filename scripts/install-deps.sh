@@ -11,6 +11,7 @@ packages=(
   nginx-light                                       # the HTTP peer of tests/http/http_conformance
   jq gnuplot-nox                                    # bench/sweep: its JSON and plots (tested)
   clang-14 libclang-rt-14-dev llvm-14               # fuzz/: clang, its libFuzzer runtime, symbolizer
+  clang-format-14                                   # the style check (.clang-format)
 )
 packages+=("$@")                                  # extra ones a caller needs (bench scripts)
 

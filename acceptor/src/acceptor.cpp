@@ -12,9 +12,9 @@ namespace {
 
 constexpr std::array<std::string_view, 2> kDispatchNames = {"round-robin", "least-connections"};
 constexpr std::array<std::string_view, 2> kHandoffNames = {"queue", "direct"};
-constexpr int kPendingRetryMs = 1;                          // a full worker queue drains within a wait
-constexpr int kLimitRetryMs = 10;                           // at --max-connections: re-check this often
-int listen_token;                                           // udata of the listening socket
+constexpr int kPendingRetryMs = 1;  // a full worker queue drains within a wait
+constexpr int kLimitRetryMs = 10;   // at --max-connections: re-check this often
+int listen_token;                   // udata of the listening socket
 
 }  // namespace
 
@@ -69,11 +69,13 @@ void Acceptor::run() {
 // event): the accept loop takes them until EAGAIN, the limit, a pause, or a fd no worker can take.
 void Acceptor::drain_backlog() {
     if (!pending_.empty()) return;
-    accept_.accept(now_ms(), [this] { return open_connections(); }, [this](UniqueFd fd) {
-        if (hand_off(fd)) return true;
-        pending_.push_back(std::move(fd));
-        return false;
-    });
+    accept_.accept(
+        now_ms(), [this] { return open_connections(); },
+        [this](UniqueFd fd) {
+            if (hand_off(fd)) return true;
+            pending_.push_back(std::move(fd));
+            return false;
+        });
 }
 
 uint64_t Acceptor::open_connections() const noexcept {

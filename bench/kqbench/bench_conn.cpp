@@ -270,8 +270,8 @@ void BenchThread::requeue(Conn& c) {
 // Connect errors count over the whole run (they decide whether the server is reachable at all); the
 // others only inside the measured window, like the requests they belong to.
 void BenchThread::count_error(ErrorKind kind, int64_t now) {
-    bool connect = kind == ErrorKind::connect_refused || kind == ErrorKind::connect_timeout ||
-                   kind == ErrorKind::connect_error;
+    bool connect =
+        kind == ErrorKind::connect_refused || kind == ErrorKind::connect_timeout || kind == ErrorKind::connect_error;
     if (!connect && !measuring(now)) return;
     ++stats_.errors[index(kind)];
     errors_progress_.add();

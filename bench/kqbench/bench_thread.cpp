@@ -17,13 +17,8 @@ constexpr size_t kReadBuffer = 256 * 1024;
 }  // namespace
 
 BenchThread::BenchThread(RunShared& shared, const ThreadPlan& plan)
-    : shared_(shared),
-      cfg_(shared.cfg),
-      plan_(plan),
-      poller_(make_poller(shared.cfg.backend)),
-      buf_(kReadBuffer),
-      requests_mode_(shared.cfg.requests > 0),
-      quota_left_(plan.quota) {
+    : shared_(shared), cfg_(shared.cfg), plan_(plan), poller_(make_poller(shared.cfg.backend)), buf_(kReadBuffer),
+      requests_mode_(shared.cfg.requests > 0), quota_left_(plan.quota) {
     if (timer_.fd() >= 0) poller_->add_readonly(timer_.fd(), &timer_);
     for (int i = 0; i < plan.conns; ++i) {
         auto c = std::make_unique<Conn>();

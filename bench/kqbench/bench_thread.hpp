@@ -42,15 +42,15 @@ struct RunShared {
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
     std::shared_ptr<const Payloads> payloads;
-    bool progress = false;      // someone reads take_interval() (the live progress line); set before start()
-    int64_t t0 = 0;             // now_ns() when the run starts (connects begin)
-    int64_t ramp_end = 0;       // every connection's first attempt has started (--connect-rate)
-    int64_t measure_start = 0;  // after the connect ramp and the warm-up
+    bool progress = false;                 // someone reads take_interval() (the live progress line); set before start()
+    int64_t t0 = 0;                        // now_ns() when the run starts (connects begin)
+    int64_t ramp_end = 0;                  // every connection's first attempt has started (--connect-rate)
+    int64_t measure_start = 0;             // after the connect ramp and the warm-up
     std::atomic<int64_t> stop_at{kNever};  // no request is sent from here on (duration end or interrupt)
     std::atomic<bool> abort{false};        // give up at once (the server is unreachable)
     std::atomic<int> first_attempts{0};    // connection slots whose first connect finished
     std::atomic<bool> ever_connected{false};
-    std::atomic<int> first_errno{0};       // why the first failed connect failed
+    std::atomic<int> first_errno{0};  // why the first failed connect failed
     // Bench threads still running; the engine waits on done_cv. failure: a thread's exception text.
     std::mutex done_mu;
     std::condition_variable done_cv;
@@ -90,8 +90,8 @@ struct Conn {
 struct ThreadPlan {
     int index = 0;
     int first_conn = 0, conns = 0;
-    uint64_t quota = 0;     // --requests: measured requests this thread sends
-    double rate = 0;        // open loop: this thread's requests per second
+    uint64_t quota = 0;  // --requests: measured requests this thread sends
+    double rate = 0;     // open loop: this thread's requests per second
 };
 
 class BenchThread {
@@ -154,20 +154,20 @@ private:
     std::unique_ptr<Poller> poller_;
     WakeTimer timer_;
     std::vector<std::unique_ptr<Conn>> conns_;
-    std::vector<Conn*> idle_;      // idle connections, each waiting to (re)connect
+    std::vector<Conn*> idle_;  // idle connections, each waiting to (re)connect
     std::vector<Conn*> idle_scratch_;
-    std::vector<Conn*> touched_;   // open loop: connections given a slot in this pass
-    std::vector<Conn*> ready_;     // read from in this batch of events: their next requests leave after it
+    std::vector<Conn*> touched_;  // open loop: connections given a slot in this pass
+    std::vector<Conn*> ready_;    // read from in this batch of events: their next requests leave after it
     std::vector<Outcome> done_;   // scratch for Codec::feed
     std::vector<char> buf_;       // scratch for reads
     std::thread thread_;
 
     bool requests_mode_;
     uint64_t quota_left_;
-    uint64_t reserved_ = 0;       // connections holding a reservation (Conn::reserved)
-    int64_t stop_at_ = kNever;    // this thread's copy of shared_.stop_at
-    bool stopped_ = false;        // at_stop() ran
-    uint64_t inflight_ = 0;       // over all connections
+    uint64_t reserved_ = 0;          // connections holding a reservation (Conn::reserved)
+    int64_t stop_at_ = kNever;       // this thread's copy of shared_.stop_at
+    bool stopped_ = false;           // at_stop() ran
+    uint64_t inflight_ = 0;          // over all connections
     uint64_t backlog_measured_ = 0;  // open loop, requests mode: measured slots not yet sent
     // Open loop schedule: slot k is due at sched_start_ + k * interval_ns_, on connection k mod conns.
     int64_t sched_start_ = 0;
@@ -177,9 +177,9 @@ private:
     int64_t next_scan_ = 0, next_flush_ = 0;
 
     Stats stats_;
-    Histogram interval_;          // latencies since the last flush (thread-local)
+    Histogram interval_;  // latencies since the last flush (thread-local)
     std::mutex interval_mu_;
-    Histogram interval_shared_;   // guarded by interval_mu_
+    Histogram interval_shared_;  // guarded by interval_mu_
     Counter ok_progress_, errors_progress_;
 };
 

@@ -51,29 +51,39 @@ CLI::Validator size_check() {
 
 void add_run_flags(CLI::App& app, Typed& t, Config& c) {
     app.add_option("-t,--threads", c.threads, "Bench threads, each with its own poller (at most one per connection)")
-        ->check(whole_number_check(1, 4096))->capture_default_str();
+        ->check(whole_number_check(1, 4096))
+        ->capture_default_str();
     app.add_option("-c,--connections", c.connections,
                    "Connections, spread over the threads; every one is made, and failed attempts are counted by reason")
-        ->check(whole_number_check(1, 10'000'000))->capture_default_str();
+        ->check(whole_number_check(1, 10'000'000))
+        ->capture_default_str();
     auto* duration = app.add_option("-d,--duration", t.duration, "How long to measure: 10s, 500ms, 2m ...")
-                         ->check(duration_check())->capture_default_str();
-    app.add_option("-n,--requests", c.requests, "Measure exactly N requests (sent and answered or failed) instead of a duration")
+                         ->check(duration_check())
+                         ->capture_default_str();
+    app.add_option("-n,--requests", c.requests,
+                   "Measure exactly N requests (sent and answered or failed) instead of a duration")
         ->check(whole_number_check(1, 1'000'000'000'000))
         ->excludes(duration);
     app.add_option("--warmup", t.warmup, "Run this long before measuring; nothing in it counts")
-        ->check(duration_check())->capture_default_str();
+        ->check(duration_check())
+        ->capture_default_str();
     app.add_option("--pipeline", c.pipeline, "Requests in flight per connection")
-        ->check(whole_number_check(1, 65536))->capture_default_str();
+        ->check(whole_number_check(1, 65536))
+        ->capture_default_str();
     app.add_option("--rate", c.rate,
                    "Open loop: total requests/s over all connections, each timed from its intended send time "
                    "(coordinated-omission corrected; the uncorrected figure is shown too). 0 = closed loop")
-        ->check(real_number_check(0, 1e9))->capture_default_str();
-    app.add_option("--timeout", t.timeout,
-                   "Per request and per connect attempt; a late request counts as an error and its connection is replaced")
-        ->check(duration_check())->capture_default_str();
+        ->check(real_number_check(0, 1e9))
+        ->capture_default_str();
+    app.add_option(
+           "--timeout", t.timeout,
+           "Per request and per connect attempt; a late request counts as an error and its connection is replaced")
+        ->check(duration_check())
+        ->capture_default_str();
     app.add_option("--connect-rate", c.connect_rate,
                    "Open connections at this many per second (ramp-up, not measured); 0 = all at once")
-        ->check(real_number_check(0, 1e9))->capture_default_str();
+        ->check(real_number_check(0, 1e9))
+        ->capture_default_str();
     app.add_flag("--reconnect", c.reconnect,
                  "A new connection for every request (measures the accept path); latency then includes the connect");
 }
@@ -82,19 +92,23 @@ void add_protocol_flags(CLI::App& app, Typed& t, Config& c) {
     app.add_option("-p,--protocol", t.protocol,
                    "echo: replies must equal the request; upper: its ASCII uppercase; http: GET with keep-alive, "
                    "non-2xx are errors; raw: --request-file bytes, --reply-size bytes back")
-        ->check(CLI::IsMember({"echo", "upper", "http", "raw"}))->capture_default_str();
+        ->check(CLI::IsMember({"echo", "upper", "http", "raw"}))
+        ->capture_default_str();
     app.add_option("-s,--size", t.size, "echo/upper request bytes: N or MIN-MAX (uniform); k and m multiply by 1024")
-        ->check(size_check())->capture_default_str();
+        ->check(size_check())
+        ->capture_default_str();
     app.add_option("--path", t.path, "http: the request path (default: the target URL's, else /)");
     app.add_option("-H,--header", c.headers, "http: an extra request header 'Name: value' (repeatable)");
     app.add_option("--request-file", t.request_file, "raw: send this file's bytes as every request")
         ->check(CLI::ExistingFile);
-    app.add_option("--reply-size", t.reply_size, "raw: bytes the server answers per request (default: the request's size)")
+    app.add_option("--reply-size", t.reply_size,
+                   "raw: bytes the server answers per request (default: the request's size)")
         ->check(whole_number_check(1, uint64_t{1} << 32));
 }
 
 void add_output_flags(CLI::App& app, Typed& t, Config& c, std::string& json) {
-    app.add_option("--json", json, "Also write every figure and both latency histograms to this file (for kqbench merge)");
+    app.add_option("--json", json,
+                   "Also write every figure and both latency histograms to this file (for kqbench merge)");
     app.add_option("--interval", t.interval,
                    "Every D, print one line on stderr (terminal or not) with that interval's req/s, p50/p99/max "
                    "latency (open loop: corrected) and the errors so far, ramp-up and warm-up included; 0 = off")
@@ -103,7 +117,8 @@ void add_output_flags(CLI::App& app, Typed& t, Config& c, std::string& json) {
                    "Report this process's CPU time per request over the measured window (from /proc/PID/stat)")
         ->check(whole_number_check(1, 1 << 30));
     app.add_option("--backend", t.backend, "Event backend: auto|epoll|kqueue (those built into this binary)")
-        ->check(CLI::IsMember({"auto", "epoll", "kqueue"}))->capture_default_str();
+        ->check(CLI::IsMember({"auto", "epoll", "kqueue"}))
+        ->capture_default_str();
     app.add_option("--seed", c.seed, "Seed of the request bytes and sizes (runs with one seed send the same bytes)")
         ->capture_default_str();
 }
@@ -189,13 +204,15 @@ int parse_flags(CLI::App& app, int argc, char** argv, const char* prog) {
 }
 
 int parse_command_line(int argc, char** argv, CliOptions& out) {
-    CLI::App app{"kqbench: load generator for TCP and HTTP servers. Closed loop (--pipeline requests in flight per "
-                 "connection) or open loop (--rate, coordinated-omission corrected); every reply verified.\n"
-                 "Also: kqbench merge [--json OUT] A.json B.json ... combines runs exactly.",
-                 "kqbench"};
-    app.footer("Exit status: 0 done (errors are in the report), 1 server unreachable or a file unwritable, 2 bad flags.\n"
-               "On a terminal a progress line (elapsed, req/s, p99, errors) is updated each second on stderr.\n"
-               "Ctrl-C stops sending, waits for the replies in flight and reports the window so far.");
+    CLI::App app{
+        "kqbench: load generator for TCP and HTTP servers. Closed loop (--pipeline requests in flight per "
+        "connection) or open loop (--rate, coordinated-omission corrected); every reply verified.\n"
+        "Also: kqbench merge [--json OUT] A.json B.json ... combines runs exactly.",
+        "kqbench"};
+    app.footer(
+        "Exit status: 0 done (errors are in the report), 1 server unreachable or a file unwritable, 2 bad flags.\n"
+        "On a terminal a progress line (elapsed, req/s, p99, errors) is updated each second on stderr.\n"
+        "Ctrl-C stops sending, waits for the replies in flight and reports the window so far.");
     Typed t;
     app.add_option("target", t.target, "HOST:PORT, [IPv6]:PORT, or http://HOST[:PORT][/PATH] (implies --protocol http)")
         ->required();

@@ -16,7 +16,7 @@ namespace kq::bench {
 
 struct CliOptions {
     Config cfg;
-    std::string json_path;  // --json: also write the report there
+    std::string json_path;    // --json: also write the report there
     int64_t interval_ns = 0;  // --interval: a line of figures per interval on stderr (0 = off)
 };
 

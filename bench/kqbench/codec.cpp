@@ -77,7 +77,7 @@ std::shared_ptr<const Payloads> make_payloads(const Config& cfg) {
     for (char& c : p->pattern) {
         uint64_t r = rng.next();
         c = cfg.protocol == ProtocolKind::upper ? kUpperAlphabet[r % (sizeof kUpperAlphabet - 1)]
-                                                 : static_cast<char>(r >> 56);
+                                                : static_cast<char>(r >> 56);
     }
     p->expected = p->pattern;
     if (cfg.protocol == ProtocolKind::upper) {
@@ -88,13 +88,13 @@ std::shared_ptr<const Payloads> make_payloads(const Config& cfg) {
 
 std::unique_ptr<Codec> make_codec(const Config& cfg, std::shared_ptr<const Payloads> payloads, uint64_t stream_seed) {
     switch (cfg.protocol) {
-        case ProtocolKind::echo:
-        case ProtocolKind::upper:
-            return std::make_unique<FixedReplyCodec>(cfg, std::move(payloads), stream_seed);
-        case ProtocolKind::raw:
-            return std::make_unique<FixedReplyCodec>(cfg, nullptr, stream_seed);
-        case ProtocolKind::http:
-            return make_http_codec(cfg);
+    case ProtocolKind::echo:
+    case ProtocolKind::upper:
+        return std::make_unique<FixedReplyCodec>(cfg, std::move(payloads), stream_seed);
+    case ProtocolKind::raw:
+        return std::make_unique<FixedReplyCodec>(cfg, nullptr, stream_seed);
+    case ProtocolKind::http:
+        return make_http_codec(cfg);
     }
     return nullptr;
 }

@@ -41,7 +41,10 @@ public:
     virtual Fatal feed(std::span<const char> in, std::vector<Outcome>& done) = 0;
     // The peer closed: true if that finished a reply whose end is the close (HTTP without a length),
     // which is then appended to done.
-    virtual bool feed_eof(std::vector<Outcome>& done) { (void)done; return false; }
+    virtual bool feed_eof(std::vector<Outcome>& done) {
+        (void)done;
+        return false;
+    }
     // The server announced it will close after its last reply (HTTP "Connection: close"): send nothing
     // more on this connection.
     virtual bool peer_closing() const { return false; }

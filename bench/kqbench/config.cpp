@@ -10,8 +10,7 @@ namespace {
 
 constexpr std::array<std::string_view, 4> kProtocols = {"echo", "upper", "http", "raw"};
 constexpr std::array<std::string_view, kErrorKinds> kErrorKeys = {
-    "connect_refused", "connect_timeout", "connect_error", "reset", "closed",
-    "timeout",         "verify",          "status",        "parse",
+    "connect_refused", "connect_timeout", "connect_error", "reset", "closed", "timeout", "verify", "status", "parse",
 };
 
 }  // namespace

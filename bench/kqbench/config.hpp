@@ -23,23 +23,23 @@ struct Config {
     uint16_t port = 0;
     int threads = 2;
     int connections = 10;
-    int pipeline = 1;            // requests in flight per connection
+    int pipeline = 1;  // requests in flight per connection
     int64_t duration_ns = 10'000'000'000;
-    uint64_t requests = 0;       // > 0: exactly this many measured requests instead of a duration
-    int64_t warmup_ns = 0;       // after the connect ramp, before measuring
+    uint64_t requests = 0;               // > 0: exactly this many measured requests instead of a duration
+    int64_t warmup_ns = 0;               // after the connect ramp, before measuring
     int64_t timeout_ns = 2'000'000'000;  // per request and per connect attempt
-    double rate = 0;             // > 0: open loop, total requests per second over all connections
-    double connect_rate = 0;     // > 0: new connections per second during the ramp-up
-    bool reconnect = false;      // a new connection for every request
+    double rate = 0;                     // > 0: open loop, total requests per second over all connections
+    double connect_rate = 0;             // > 0: new connections per second during the ramp-up
+    bool reconnect = false;              // a new connection for every request
     ProtocolKind protocol = ProtocolKind::echo;
-    size_t size_min = 64, size_max = 64;   // echo/upper payload bytes, uniform in [min, max]
-    std::string path = "/";                // http
-    std::vector<std::string> headers;      // http, "Name: value"
-    std::string request;                   // raw: the bytes sent as each request
-    size_t reply_size = 0;                 // raw: bytes expected back per request
-    int server_pid = 0;                    // > 0: report that process's CPU time per request
+    size_t size_min = 64, size_max = 64;  // echo/upper payload bytes, uniform in [min, max]
+    std::string path = "/";               // http
+    std::vector<std::string> headers;     // http, "Name: value"
+    std::string request;                  // raw: the bytes sent as each request
+    size_t reply_size = 0;                // raw: bytes expected back per request
+    int server_pid = 0;                   // > 0: report that process's CPU time per request
     Backend backend = Backend::automatic;
-    uint64_t seed = 1;                     // payloads and sizes are pseudo-random but repeatable
+    uint64_t seed = 1;  // payloads and sizes are pseudo-random but repeatable
 };
 
 // Things that go wrong, counted per occurrence. connect_*: a connection attempt failed (counted over the

@@ -72,7 +72,8 @@ std::vector<ThreadPlan> make_plans(const Config& cfg) {
 class Supervisor {
 public:
     Supervisor(RunShared& shared, Threads& threads, const RunHooks& hooks)
-        : shared_(shared), threads_(threads), hooks_(hooks), next_progress_(shared.t0 + hooks.progress_every_ns), last_progress_(shared.t0) {}
+        : shared_(shared), threads_(threads), hooks_(hooks), next_progress_(shared.t0 + hooks.progress_every_ns),
+          last_progress_(shared.t0) {}
 
     // Returns when every bench thread has finished.
     void run() {

@@ -16,10 +16,10 @@ namespace kq::bench {
 
 // Every RunHooks::progress_every_ns while the run lasts.
 struct ProgressSample {
-    double elapsed_s = 0;   // since the measured window began; negative during ramp-up and warm-up
+    double elapsed_s = 0;       // since the measured window began; negative during ramp-up and warm-up
     double requests_per_s = 0;  // answered correctly over the last interval
     uint64_t p50_us = 0, p99_us = 0, max_us = 0;  // over the last interval (open loop: corrected)
-    uint64_t errors = 0;    // so far
+    uint64_t errors = 0;                          // so far
 };
 
 struct RunHooks {

@@ -24,7 +24,7 @@ using nlohmann::json;
 // decade even in the half of a power-of-two range where the steps are coarsest.
 constexpr unsigned kSubBits = 11;
 constexpr uint64_t kSubBuckets = uint64_t{1} << kSubBits;  // 2048
-constexpr unsigned kHalfBits = kSubBits - 1;  // ranges past the first use their upper 1024 sub-buckets
+constexpr unsigned kHalfBits = kSubBits - 1;               // ranges past the first use their upper 1024 sub-buckets
 
 // The shift s of the range holding v: 0 for v < 2048, so that v >> s always lies in [1024, 2048)
 // above that; bit_width(v | 2047) gives 11 for every small v and avoids a branch.
@@ -73,9 +73,7 @@ uint64_t rank_for(double p, uint64_t total) noexcept {
     return std::clamp<uint64_t>(static_cast<uint64_t>(rank), 1, total);
 }
 
-[[noreturn]] void reject(const std::string& why) {
-    throw std::invalid_argument("histogram json: " + why);
-}
+[[noreturn]] void reject(const std::string& why) { throw std::invalid_argument("histogram json: " + why); }
 
 // nlohmann keeps parsed non-negative integers as unsigned and literals built in code as signed;
 // both are fine, floats and negatives are not.
@@ -137,13 +135,9 @@ uint64_t read_counts(const json& j, std::vector<uint64_t>& counts) {
 
 Histogram::Histogram() : counts_(kBucketCount, 0) {}
 
-size_t Histogram::index_of(uint64_t value_us) const noexcept {
-    return index_for(std::min(value_us, kHighest));
-}
+size_t Histogram::index_of(uint64_t value_us) const noexcept { return index_for(std::min(value_us, kHighest)); }
 
-uint64_t Histogram::bucket_value(size_t index) const noexcept {
-    return highest_of_index(index);
-}
+uint64_t Histogram::bucket_value(size_t index) const noexcept { return highest_of_index(index); }
 
 void Histogram::record(uint64_t value_us, uint64_t count) noexcept {
     if (count == 0) return;  // would otherwise move min/max without adding a sample
@@ -238,7 +232,8 @@ Histogram Histogram::from_json(const json& j) {
     const auto last = std::find_if(h.counts_.rbegin(), h.counts_.rend(), [](uint64_t c) { return c != 0; });
     if (min > max || max > kHighest) reject("'min'/'max' out of order or out of range");
     if (index_for(min) != static_cast<size_t>(first - h.counts_.begin())) reject("'min' is not in the lowest bucket");
-    if (index_for(max) != static_cast<size_t>(h.counts_.rend() - last) - 1) reject("'max' is not in the highest bucket");
+    if (index_for(max) != static_cast<size_t>(h.counts_.rend() - last) - 1)
+        reject("'max' is not in the highest bucket");
     const uint64_t floor_mean = h.sum_ / h.total_;
     const uint64_t ceil_mean = floor_mean + (h.sum_ % h.total_ != 0 ? 1 : 0);
     if (floor_mean < min || ceil_mean > max) reject("'sum' is inconsistent with min, max and total");

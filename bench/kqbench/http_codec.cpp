@@ -164,27 +164,30 @@ private:
     // Consumes a prefix of s in the current state; returns how many bytes it used.
     size_t step(std::string_view s, std::vector<Outcome>& done, Fatal& r) {
         switch (state_) {
-            case State::head: return take_head(s, done, r);
-            case State::body:
-            case State::chunk_data: {
-                size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, s.size()));
-                remaining_ -= n;
-                if (remaining_ == 0) {
-                    if (state_ == State::body) finish(done, last_status_);
-                    else state_ = State::chunk_crlf, remaining_ = 2;
-                }
-                return n;
+        case State::head:
+            return take_head(s, done, r);
+        case State::body:
+        case State::chunk_data: {
+            size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, s.size()));
+            remaining_ -= n;
+            if (remaining_ == 0) {
+                if (state_ == State::body) finish(done, last_status_);
+                else state_ = State::chunk_crlf, remaining_ = 2;
             }
-            case State::chunk_crlf: {
-                size_t n = std::min<size_t>(remaining_, s.size());
-                if (s.substr(0, n) != std::string_view("\r\n").substr(2 - remaining_, n)) r = Fatal::parse;
-                remaining_ -= n;
-                if (remaining_ == 0) state_ = State::chunk_size;
-                return n;
-            }
-            case State::chunk_size:
-            case State::trailer: return take_line(s, done, r);
-            case State::until_close: return s.size();
+            return n;
+        }
+        case State::chunk_crlf: {
+            size_t n = std::min<size_t>(remaining_, s.size());
+            if (s.substr(0, n) != std::string_view("\r\n").substr(2 - remaining_, n)) r = Fatal::parse;
+            remaining_ -= n;
+            if (remaining_ == 0) state_ = State::chunk_size;
+            return n;
+        }
+        case State::chunk_size:
+        case State::trailer:
+            return take_line(s, done, r);
+        case State::until_close:
+            return s.size();
         }
         return s.size();
     }

@@ -94,13 +94,18 @@ uint64_t Stats::error_total() const {
 
 json config_to_json(const Config& c) {
     json j = {
-        {"host", c.host},         {"port", c.port},
+        {"host", c.host},
+        {"port", c.port},
         {"protocol", std::string(protocol_name(c.protocol))},
-        {"threads", c.threads},   {"connections", c.connections},
-        {"pipeline", c.pipeline}, {"duration_s", static_cast<double>(c.duration_ns) / 1e9},
-        {"requests", c.requests}, {"warmup_s", static_cast<double>(c.warmup_ns) / 1e9},
+        {"threads", c.threads},
+        {"connections", c.connections},
+        {"pipeline", c.pipeline},
+        {"duration_s", static_cast<double>(c.duration_ns) / 1e9},
+        {"requests", c.requests},
+        {"warmup_s", static_cast<double>(c.warmup_ns) / 1e9},
         {"timeout_s", static_cast<double>(c.timeout_ns) / 1e9},
-        {"rate", c.rate},         {"connect_rate", c.connect_rate},
+        {"rate", c.rate},
+        {"connect_rate", c.connect_rate},
         {"reconnect", c.reconnect},
         {"backend", std::string(backend_name(c.backend))},
     };
@@ -130,10 +135,13 @@ json to_json(const Report& r) {
         {"runs", r.runs},
         {"elapsed_s", r.elapsed_s},
         {"connections", {{"requested", r.connections}, {"established", s.established}, {"connects", s.connects}}},
-        {"requests", {{"sent", s.sent}, {"ok", s.ok}, {"failed", s.failed}, {"unsent", s.unsent},
-                      {"per_s", r.requests_per_s}}},
-        {"bytes", {{"sent", s.bytes_sent}, {"received", s.bytes_received}, {"sent_per_s", r.bytes_sent_per_s},
-                   {"received_per_s", r.bytes_received_per_s}}},
+        {"requests",
+         {{"sent", s.sent}, {"ok", s.ok}, {"failed", s.failed}, {"unsent", s.unsent}, {"per_s", r.requests_per_s}}},
+        {"bytes",
+         {{"sent", s.bytes_sent},
+          {"received", s.bytes_received},
+          {"sent_per_s", r.bytes_sent_per_s},
+          {"received_per_s", r.bytes_received_per_s}}},
         {"errors", errors_json(s)},
         {"status_codes", status},
         {"latency_us", latency_json(s.latency)},
@@ -177,8 +185,10 @@ Report merge_reports(const std::vector<Report>& runs) {
     if (!same_target) m.target = "several targets";
     std::string base = runs.front().description;
     constexpr std::string_view kMerged = " runs merged: ";
-    if (size_t at = base.find(kMerged); runs.front().runs > 1 && at != std::string::npos) base.erase(0, at + kMerged.size());
-    m.description = std::to_string(m.runs) + std::string(kMerged) + (same_config ? base : std::string("different settings"));
+    if (size_t at = base.find(kMerged); runs.front().runs > 1 && at != std::string::npos)
+        base.erase(0, at + kMerged.size());
+    m.description =
+        std::to_string(m.runs) + std::string(kMerged) + (same_config ? base : std::string("different settings"));
     if (!same_config) m.config = nullptr;
     return m;
 }

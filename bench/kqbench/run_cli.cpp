@@ -99,9 +99,10 @@ int run_main(int argc, char** argv) {
 }
 
 int merge_main(int argc, char** argv) {
-    CLI::App app{"kqbench merge: combine JSON reports of runs made at the same time (e.g. from several machines). "
-                 "Counts and histogram buckets add exactly, rates add, the window is the longest.",
-                 "kqbench merge"};
+    CLI::App app{
+        "kqbench merge: combine JSON reports of runs made at the same time (e.g. from several machines). "
+        "Counts and histogram buckets add exactly, rates add, the window is the longest.",
+        "kqbench merge"};
     std::vector<std::string> files;
     std::string json_path;
     app.add_option("files", files, "Reports written by kqbench --json")->required()->check(CLI::ExistingFile);

@@ -25,7 +25,7 @@ std::string latency_line(const Histogram& h) {
 std::string errors_line(const Stats& s) {
     // Short names for the summary; the JSON uses error_key().
     static constexpr const char* kNames[kErrorKinds] = {
-        "connect refused", "connect timeout", "connect error", "reset", "closed by server",
+        "connect refused", "connect timeout", "connect error", "reset",     "closed by server",
         "timeout",         "verify",          "http status",   "bad reply",
     };
     std::string line;
@@ -43,7 +43,8 @@ std::string requests_line(const Report& r) {
     std::snprintf(window, sizeof window, "%.2fs", r.elapsed_s);
     std::string line = format_count(s.ok) + " ok in " + window + " = " + format_rate(r.requests_per_s) + " req/s (" +
                        format_count(s.sent) + " sent, " + format_count(s.failed) + " failed";
-    if (s.unsent > 0) line += ", " + format_count(s.unsent) + " scheduled but never sent: the server is slower than --rate";
+    if (s.unsent > 0)
+        line += ", " + format_count(s.unsent) + " scheduled but never sent: the server is slower than --rate";
     return line + ")";
 }
 
@@ -88,8 +89,8 @@ void print_spectrum(std::ostream& out, const Histogram& h) {
     auto line = [&](double p) {
         uint64_t v = h.value_at_percentile(p);
         char buf[96];
-        std::snprintf(buf, sizeof buf, "  %9.5f%%  %10s  %11s  %8s\n", p, format_latency_us(static_cast<double>(v)).c_str(),
-                      format_count(count_at_or_below(h, v)).c_str(),
+        std::snprintf(buf, sizeof buf, "  %9.5f%%  %10s  %11s  %8s\n", p,
+                      format_latency_us(static_cast<double>(v)).c_str(), format_count(count_at_or_below(h, v)).c_str(),
                       p < 100 ? std::to_string(static_cast<uint64_t>(100 / (100 - p) + 0.5)).c_str() : "inf");
         out << buf;
     };

@@ -28,10 +28,10 @@ struct Target {
 };
 std::optional<Target> parse_target(std::string_view text);
 
-std::string format_latency_us(double us);        // "75us", "1.23ms", "2.50s" (ASCII, so columns align)
-std::string format_count(uint64_t n);            // "1,234,567"
-std::string format_rate(double per_s);           // "123456.7"
-std::string format_bytes_per_s(double bytes);    // "7.51MiB/s"
-std::string format_seconds(int64_t ns);          // "10s", "0.5s"
+std::string format_latency_us(double us);      // "75us", "1.23ms", "2.50s" (ASCII, so columns align)
+std::string format_count(uint64_t n);          // "1,234,567"
+std::string format_rate(double per_s);         // "123456.7"
+std::string format_bytes_per_s(double bytes);  // "7.51MiB/s"
+std::string format_seconds(int64_t ns);        // "10s", "0.5s"
 
 }  // namespace kq::bench

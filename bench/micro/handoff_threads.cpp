@@ -97,12 +97,15 @@ void register_handoff_thread_benchmarks() {
     // producer's, including its spinning while the worker is behind: not the acceptor's cost per fd
     // (BM_Mailbox_PushDrain and BM_Direct_Add are).
     auto configure = [](benchmark::internal::Benchmark* b) { b->UseRealTime(); };
-    register_per_backend("BM_Handoff_Threads_Mailbox",
-                         [](benchmark::State& s, Backend b) { BM_Handoff_Threads(s, b, Mode::mailbox); }, configure);
-    register_per_backend("BM_Handoff_Threads_Queue",
-                         [](benchmark::State& s, Backend b) { BM_Handoff_Threads(s, b, Mode::queue); }, configure);
-    register_per_backend("BM_Handoff_Threads_Direct",
-                         [](benchmark::State& s, Backend b) { BM_Handoff_Threads(s, b, Mode::direct); }, configure);
+    register_per_backend(
+        "BM_Handoff_Threads_Mailbox", [](benchmark::State& s, Backend b) { BM_Handoff_Threads(s, b, Mode::mailbox); },
+        configure);
+    register_per_backend(
+        "BM_Handoff_Threads_Queue", [](benchmark::State& s, Backend b) { BM_Handoff_Threads(s, b, Mode::queue); },
+        configure);
+    register_per_backend(
+        "BM_Handoff_Threads_Direct", [](benchmark::State& s, Backend b) { BM_Handoff_Threads(s, b, Mode::direct); },
+        configure);
 }
 
 }  // namespace kq::micro

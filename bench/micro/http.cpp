@@ -120,8 +120,8 @@ void register_http_benchmarks() {
         std::string_view request;
         int requests;
     };
-    for (const Case& c : {Case{"wrk", kWrkRequest, 1}, Case{"browser", kBrowserRequest, 1},
-                          Case{"wrk_pipelined16", pipelined, 16}}) {
+    for (const Case& c :
+         {Case{"wrk", kWrkRequest, 1}, Case{"browser", kBrowserRequest, 1}, Case{"wrk_pipelined16", pipelined, 16}}) {
         benchmark::RegisterBenchmark((std::string("BM_HttpRequestReader/") + c.name).c_str(), BM_HttpRequestReader,
                                      c.request, c.requests);
         benchmark::RegisterBenchmark((std::string("BM_HttpSession/") + c.name).c_str(), BM_HttpSession, c.request,

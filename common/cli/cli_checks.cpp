@@ -26,7 +26,8 @@ CLI::Validator whole_number_check(uint64_t min, uint64_t max) {
         [min, max, range](std::string& text) -> std::string {
             uint64_t v = 0;
             const char* end = text.data() + text.size();
-            bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+            bool digits =
+                !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
             auto [p, ec] = std::from_chars(text.data(), end, v);
             if (!digits || ec != std::errc() || p != end || v < min || v > max)
                 return "'" + text + "' is not a whole number in " + range;

@@ -9,20 +9,18 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <spdlog/spdlog.h>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <memory>
-#include <spdlog/spdlog.h>
 #include <stdexcept>
 #include <system_error>
 
 namespace kq {
 namespace {
 
-[[noreturn]] void throw_errno(const std::string& call) {
-    throw std::system_error(errno, std::system_category(), call);
-}
+[[noreturn]] void throw_errno(const std::string& call) { throw std::system_error(errno, std::system_category(), call); }
 
 using AddrList = std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)>;
 

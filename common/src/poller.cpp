@@ -10,9 +10,12 @@ namespace kq {
 
 std::string_view backend_name(Backend b) {
     switch (b) {
-    case Backend::automatic: return "auto";
-    case Backend::epoll: return "epoll";
-    case Backend::kqueue: return "kqueue";
+    case Backend::automatic:
+        return "auto";
+    case Backend::epoll:
+        return "epoll";
+    case Backend::kqueue:
+        return "kqueue";
     }
     return "?";
 }
@@ -50,8 +53,7 @@ std::unique_ptr<Poller> make_poller(Backend b) {
 #ifdef KQ_HAVE_KQUEUE
     if (b == Backend::kqueue) return detail::make_kqueue_poller();
 #endif
-    throw std::invalid_argument("backend '" + std::string(backend_name(b)) +
-                                "' was not built into this binary");
+    throw std::invalid_argument("backend '" + std::string(backend_name(b)) + "' was not built into this binary");
 }
 
 }  // namespace kq

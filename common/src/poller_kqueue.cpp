@@ -1,8 +1,8 @@
 // kqueue backend of kq::Poller: kevent() with EV_CLEAR, native on macOS/BSD and on Linux through
 // libkqueue (which emulates kqueue on top of epoll, eventfd and a monitoring thread).
-#include <sys/types.h>
 #include <sys/event.h>
 #include <sys/time.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,14 +33,11 @@ namespace {
 // EVFILT_USER idents live in their own namespace (keyed by filter), so 1 cannot clash with fd 1.
 constexpr std::uintptr_t wake_ident = 1;
 
-[[noreturn]] void throw_errno(const char* call) {
-    throw std::system_error(errno, std::system_category(), call);
-}
+[[noreturn]] void throw_errno(const char* call) { throw std::system_error(errno, std::system_category(), call); }
 
 // Builds a change by field instead of EV_SET: NetBSD < 10 declares udata as intptr_t, not void*,
 // and FreeBSD >= 12 has an ext[] array that value-initialisation zeroes.
-struct kevent make_change(std::uintptr_t ident, int filter, unsigned flags, unsigned fflags,
-                          void* udata) {
+struct kevent make_change(std::uintptr_t ident, int filter, unsigned flags, unsigned fflags, void* udata) {
     struct kevent kev {};
     kev.ident = ident;
     kev.filter = static_cast<decltype(kev.filter)>(filter);
@@ -161,8 +158,7 @@ void KqueuePoller::add(int fd, void* udata) {
 
 void KqueuePoller::add_readonly(int fd, void* udata) {
     drop_stale(fd);
-    const struct kevent change =
-        make_change(static_cast<std::uintptr_t>(fd), EVFILT_READ, EV_ADD | EV_CLEAR, 0, udata);
+    const struct kevent change = make_change(static_cast<std::uintptr_t>(fd), EVFILT_READ, EV_ADD | EV_CLEAR, 0, udata);
     apply(std::span(&change, 1));
 }
 
@@ -213,11 +209,9 @@ int KqueuePoller::wait(std::span<PollEvent> out, int timeout_ms) {
 int KqueuePoller::merge(int n, std::span<PollEvent> out) {
     const auto first = events_.begin();
     const auto last = first + n;
-    const auto fds_end = std::partition(
-        first, last, [](const struct kevent& kev) { return kev.filter != EVFILT_USER; });
-    std::sort(first, fds_end, [](const struct kevent& a, const struct kevent& b) {
-        return a.ident < b.ident;
-    });
+    const auto fds_end =
+        std::partition(first, last, [](const struct kevent& kev) { return kev.filter != EVFILT_USER; });
+    std::sort(first, fds_end, [](const struct kevent& a, const struct kevent& b) { return a.ident < b.ident; });
     int count = 0;
     for (auto it = first; it != fds_end; ++it) {
         if (it == first || it->ident != (it - 1)->ident) {

@@ -178,8 +178,6 @@ void execute(std::string_view line, ShardedStore& store, std::string& out) {
 
 KvProtocol::KvProtocol(KvOptions options) : options_(options), store_(options.shards) {}
 
-std::unique_ptr<kq::Session> KvProtocol::open() {
-    return std::make_unique<KvSession>(store_, options_);
-}
+std::unique_ptr<kq::Session> KvProtocol::open() { return std::make_unique<KvSession>(store_, options_); }
 
 }  // namespace kvstore

@@ -24,9 +24,9 @@
 namespace kvstore {
 
 struct KvOptions {
-    size_t max_line = 64 * 1024;      // longest command line in bytes, its "\n" not counted
-    size_t max_output = 16 << 20;     // replies to one read (up to 64 KiB of commands) beyond this close
-    size_t shards = 64;               // locks of the shared store (see ShardedStore)
+    size_t max_line = 64 * 1024;   // longest command line in bytes, its "\n" not counted
+    size_t max_output = 16 << 20;  // replies to one read (up to 64 KiB of commands) beyond this close
+    size_t shards = 64;            // locks of the shared store (see ShardedStore)
 };
 
 // One store for every connection on every worker: a key set through one connection is seen by all.

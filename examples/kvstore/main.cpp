@@ -20,14 +20,18 @@ int main(int argc, char** argv) {
     app.add_option("--port", config.listen.port, "TCP port; 0 picks a free one (printed on stdout)")
         ->capture_default_str();
     app.add_option("--workers", config.workers, "Worker threads; 0 = number of cores")
-        ->check(CLI::Range(0, 1024))->capture_default_str();
+        ->check(CLI::Range(0, 1024))
+        ->capture_default_str();
     app.add_option("--max-line", kv.max_line, "Longest command line in bytes; longer ones close the connection")
-        ->check(CLI::Range(size_t{16}, size_t{1} << 30))->capture_default_str();
+        ->check(CLI::Range(size_t{16}, size_t{1} << 30))
+        ->capture_default_str();
     app.add_option("--max-output", kv.max_output,
                    "Replies to one read beyond which the connection is closed (pipelined GETs of large values)")
-        ->check(CLI::Range(size_t{1024}, size_t{1} << 40))->capture_default_str();
+        ->check(CLI::Range(size_t{1024}, size_t{1} << 40))
+        ->capture_default_str();
     app.add_option("--shards", kv.shards, "Independently locked parts of the store")
-        ->check(CLI::Range(size_t{1}, size_t{1} << 16))->capture_default_str();
+        ->check(CLI::Range(size_t{1}, size_t{1} << 16))
+        ->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

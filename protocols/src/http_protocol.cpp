@@ -45,9 +45,9 @@ private:
 
     const HttpOptions& opt_;
     http::RequestReader reader_;
-    size_t fill_ = 0;          // N for /bytes/N
-    int status_ = 0;           // the answer to the request being read, decided with its head
-    bool use_fill_ = false;    // the answer is /bytes/N's
+    size_t fill_ = 0;        // N for /bytes/N
+    int status_ = 0;         // the answer to the request being read, decided with its head
+    bool use_fill_ = false;  // the answer is /bytes/N's
     bool clean_close_ = false;
 };
 
@@ -64,12 +64,10 @@ void HttpSession::route(const http::RequestHead& head) {
     } else {
         const std::string_view digits = head.path.substr(7);
         auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), fill_);
-        if (digits.empty() || ec == std::errc::invalid_argument || end != digits.data() + digits.size())
-            status_ = 404;
+        if (digits.empty() || ec == std::errc::invalid_argument || end != digits.data() + digits.size()) status_ = 404;
         else if (ec == std::errc::result_out_of_range || fill_ > opt_.max_bytes_route)  // > size_t: too big
             status_ = 400;
-        else
-            status_ = 200, use_fill_ = true;
+        else status_ = 200, use_fill_ = true;
     }
 }
 

@@ -16,12 +16,12 @@ constexpr std::string_view kRootPath = "/";  // the path of an absolute-form tar
 
 // Byte classes, one table each.
 enum : uint8_t {
-    kToken = 1,      // tchar (RFC 9110 §5.6.2)
-    kTarget = 2,     // a request-target byte: VCHAR except '#'
-    kValue = 4,      // a field-value byte: VCHAR, obs-text, SP, HTAB
-    kRegName = 8,    // unreserved / sub-delims (uri-host's reg-name without pct-encoded, RFC 3986 §3.2.2)
+    kToken = 1,    // tchar (RFC 9110 §5.6.2)
+    kTarget = 2,   // a request-target byte: VCHAR except '#'
+    kValue = 4,    // a field-value byte: VCHAR, obs-text, SP, HTAB
+    kRegName = 8,  // unreserved / sub-delims (uri-host's reg-name without pct-encoded, RFC 3986 §3.2.2)
     kHexDigit = 16,
-    kScheme = 32,    // ALPHA / DIGIT / "+" / "-" / "."
+    kScheme = 32,  // ALPHA / DIGIT / "+" / "-" / "."
 };
 
 constexpr std::array<uint8_t, 256> make_classes() {
@@ -131,7 +131,8 @@ Method method_of(std::string_view m) {
         if (m == "CONNECT") return Method::connect;
         if (m == "OPTIONS") return Method::options;
         break;
-    default: break;
+    default:
+        break;
     }
     return Method::unknown;
 }
@@ -169,7 +170,7 @@ int check_request_line(std::string_view method, char major, char minor, RequestH
     if (out.method == Method::unknown) return 501;
     const std::string_view target = out.target;
     if (out.method == Method::connect) return valid_authority(target, true) ? 0 : 400;  // authority-form
-    if (target[0] == '/') {  // origin-form
+    if (target[0] == '/') {                                                             // origin-form
         out.path = target.substr(0, target.find('?'));
         return 0;
     }
@@ -253,7 +254,8 @@ int parse_field(std::string_view name, std::string_view value, RequestHead& out,
             if (!ok || !any) return 400;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     return 0;
 }
@@ -291,16 +293,26 @@ Eol line_end(const char*& p, const char* end) {
 
 std::string_view method_name(Method m) {
     switch (m) {
-    case Method::get: return "GET";
-    case Method::head: return "HEAD";
-    case Method::post: return "POST";
-    case Method::put: return "PUT";
-    case Method::del: return "DELETE";
-    case Method::connect: return "CONNECT";
-    case Method::options: return "OPTIONS";
-    case Method::trace: return "TRACE";
-    case Method::patch: return "PATCH";
-    case Method::unknown: break;
+    case Method::get:
+        return "GET";
+    case Method::head:
+        return "HEAD";
+    case Method::post:
+        return "POST";
+    case Method::put:
+        return "PUT";
+    case Method::del:
+        return "DELETE";
+    case Method::connect:
+        return "CONNECT";
+    case Method::options:
+        return "OPTIONS";
+    case Method::trace:
+        return "TRACE";
+    case Method::patch:
+        return "PATCH";
+    case Method::unknown:
+        break;
     }
     return "";
 }
@@ -329,16 +341,26 @@ HeadResult parse_head(std::string_view in, size_t max_header, HeadState& st, Req
     };
     constexpr HeadResult bad{0, 400};
     switch (st.step) {
-    case Step::lead: goto lead;
-    case Step::method: goto method;
-    case Step::target: goto target;
-    case Step::version: goto version;
-    case Step::line_end: goto line_end;
-    case Step::field: goto field;
-    case Step::name: goto name;
-    case Step::value: goto value;
-    case Step::field_end: goto field_end;
-    case Step::head_end: goto head_end;
+    case Step::lead:
+        goto lead;
+    case Step::method:
+        goto method;
+    case Step::target:
+        goto target;
+    case Step::version:
+        goto version;
+    case Step::line_end:
+        goto line_end;
+    case Step::field:
+        goto field;
+    case Step::name:
+        goto name;
+    case Step::value:
+        goto value;
+    case Step::field_end:
+        goto field_end;
+    case Step::head_end:
+        goto head_end;
     }
 
 lead:  // empty lines before the request-line
@@ -363,8 +385,8 @@ target:
     st.target_size = static_cast<size_t>(p - begin) - st.target_begin;
     ++p;
 version:
-    if (const size_t done = static_cast<size_t>(p - begin) - st.target_begin - st.target_size - 1; done == 0 && end - p >= 8 &&
-        (std::memcmp(p, "HTTP/1.1", 8) == 0 || std::memcmp(p, "HTTP/1.0", 8) == 0)) {
+    if (const size_t done = static_cast<size_t>(p - begin) - st.target_begin - st.target_size - 1;
+        done == 0 && end - p >= 8 && (std::memcmp(p, "HTTP/1.1", 8) == 0 || std::memcmp(p, "HTTP/1.0", 8) == 0)) {
         p += 8;  // nearly always
     } else {
         static constexpr char kVersion[] = "HTTP/D.D";  // D: a digit
@@ -385,9 +407,10 @@ line_end:
                                     version_text[7], out);
         if (status != 0) return {0, status};
         // The path as an offset into the target (or none, or the "/" of an absolute-form without one).
-        st.path_offset = out.path.empty()                     ? HeadState::kNoPath
-                         : out.path.data() == kRootPath.data() ? HeadState::kRootPath
-                                                               : static_cast<size_t>(out.path.data() - out.target.data());
+        st.path_offset = out.path.empty() ? HeadState::kNoPath
+                         : out.path.data() == kRootPath.data()
+                             ? HeadState::kRootPath
+                             : static_cast<size_t>(out.path.data() - out.target.data());
         st.path_size = out.path.size();
     }
     p = q;
@@ -530,7 +553,8 @@ size_t ChunkedDecoder::feed(std::string_view in, uint64_t& data, size_t max_head
             return i;
         case State::data:  // handled above
         case State::done:
-        case State::error: break;
+        case State::error:
+            break;
         }
     }
     return i;
@@ -587,7 +611,8 @@ RequestReader::Event RequestReader::next(std::string_view& in) {
     if (phase_ == Phase::failed) return Event::error;
     if (!partial_ && buffer_) buffer_.reset();  // the last head's bytes; split heads are rare
     switch (phase_) {
-    case Phase::idle: return read_head(in);
+    case Phase::idle:
+        return read_head(in);
     case Phase::head_done:
         if (head_.chunked) {
             chunked_.reset();
@@ -616,7 +641,8 @@ RequestReader::Event RequestReader::next(std::string_view& in) {
         phase_ = Phase::idle;
         return Event::message;
     }
-    case Phase::failed: break;
+    case Phase::failed:
+        break;
     }
     return Event::error;
 }

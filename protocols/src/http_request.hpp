@@ -58,17 +58,17 @@ enum class Method : uint8_t { get, head, post, put, del, connect, options, trace
 std::string_view method_name(Method m);
 
 struct RequestHead {
-    std::string_view target;        // as sent; a slice of the input or of the reader's buffer
-    std::string_view path;          // origin-form: target up to '?'; absolute-form: its path ("/" if none);
-                                    // authority-form and "*": empty
-    uint64_t content_length = 0;    // Content-Length's value; UINT64_MAX if it does not fit
-    size_t size = 0;                // bytes of the head, the empty lines before it and its final line included
+    std::string_view target;      // as sent; a slice of the input or of the reader's buffer
+    std::string_view path;        // origin-form: target up to '?'; absolute-form: its path ("/" if none);
+                                  // authority-form and "*": empty
+    uint64_t content_length = 0;  // Content-Length's value; UINT64_MAX if it does not fit
+    size_t size = 0;              // bytes of the head, the empty lines before it and its final line included
     Method method = Method::unknown;
-    uint8_t minor = 1;              // 0 or 1: HTTP/1.0 or HTTP/1.1 (and any 1.x, x >= 1)
-    bool keep_alive = true;         // the connection stays open after the answer (version and Connection)
-    bool chunked = false;           // Transfer-Encoding ends in chunked
-    bool has_length = false;        // a Content-Length field
-    bool expect_continue = false;   // HTTP/1.1, "Expect: 100-continue", and content follows
+    uint8_t minor = 1;             // 0 or 1: HTTP/1.0 or HTTP/1.1 (and any 1.x, x >= 1)
+    bool keep_alive = true;        // the connection stays open after the answer (version and Connection)
+    bool chunked = false;          // Transfer-Encoding ends in chunked
+    bool has_length = false;       // a Content-Length field
+    bool expect_continue = false;  // HTTP/1.1, "Expect: 100-continue", and content follows
     bool has_body() const { return chunked || content_length > 0; }
 };
 
@@ -87,10 +87,10 @@ HeadResult parse_head(std::string_view in, size_t max_header, RequestHead& out);
 // What the field lines said so far (internal to the parse).
 struct HeadFields {
     int hosts = 0;
-    int te_chunked = 0;          // how many times chunked appears in Transfer-Encoding
-    bool te = false;             // a Transfer-Encoding field
+    int te_chunked = 0;  // how many times chunked appears in Transfer-Encoding
+    bool te = false;     // a Transfer-Encoding field
     bool te_last_chunked = false;
-    bool te_other = false;       // a coding other than chunked
+    bool te_other = false;  // a coding other than chunked
     bool close = false;
     bool keep_alive = false;
     bool expect = false;
@@ -101,9 +101,9 @@ struct HeadFields {
 struct HeadState {
     enum class Step : uint8_t { lead, method, target, version, line_end, field, name, value, field_end, head_end };
     static constexpr size_t kNoPath = SIZE_MAX, kRootPath = SIZE_MAX - 1;
-    size_t pos = 0;           // the next byte to look at
-    size_t line = 0;          // where the current line began
-    size_t mark = 0;          // where the current field value began
+    size_t pos = 0;   // the next byte to look at
+    size_t line = 0;  // where the current line began
+    size_t mark = 0;  // where the current field value began
     size_t target_begin = 0, target_size = 0;
     size_t path_offset = kNoPath, path_size = 0;  // the path within the target
     Step step = Step::lead;
@@ -125,13 +125,26 @@ public:
 
 private:
     enum class State : uint8_t {
-        size_first, size, size_ws, ext, size_lf, data, data_cr, data_lf,
-        trailer_start, trailer_name, trailer_value, trailer_lf, end_lf, done, error
+        size_first,
+        size,
+        size_ws,
+        ext,
+        size_lf,
+        data,
+        data_cr,
+        data_lf,
+        trailer_start,
+        trailer_name,
+        trailer_value,
+        trailer_lf,
+        end_lf,
+        done,
+        error
     };
     size_t fail(int status, size_t used);
-    uint64_t left_ = 0;       // data bytes left in the current chunk, or the chunk size being read
-    uint64_t total_ = 0;      // sum of chunk sizes so far
-    size_t meta_ = 0;         // extension and trailer bytes, and leading zeros of sizes, so far
+    uint64_t left_ = 0;   // data bytes left in the current chunk, or the chunk size being read
+    uint64_t total_ = 0;  // sum of chunk sizes so far
+    size_t meta_ = 0;     // extension and trailer bytes, and leading zeros of sizes, so far
     int status_ = 0;
     State state_ = State::size_first;
 };
@@ -177,10 +190,10 @@ private:
     RequestHead head_;
     std::unique_ptr<Partial> buffer_;  // allocated only then: a connection between requests holds none
     ChunkedDecoder chunked_;
-    uint64_t left_ = 0;        // Content-Length bytes still to read
+    uint64_t left_ = 0;  // Content-Length bytes still to read
     uint64_t body_ = 0;
     Phase phase_ = Phase::idle;
-    bool partial_ = false;     // buffer_ holds the start of a head not yet complete
+    bool partial_ = false;  // buffer_ holds the start of a head not yet complete
     int status_ = 0;
 };
 

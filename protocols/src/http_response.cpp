@@ -10,17 +10,28 @@ namespace {
 
 std::string_view reason(int status) {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Error";
     }
 }
 
@@ -56,16 +67,26 @@ std::string_view date_header() {
 
 std::string_view error_body(int status) {
     switch (status) {
-    case 400: return "400 Bad Request\n";
-    case 404: return "404 Not Found\n";
-    case 405: return "405 Method Not Allowed\n";
-    case 408: return "408 Request Timeout\n";
-    case 413: return "413 Content Too Large\n";
-    case 414: return "414 URI Too Long\n";
-    case 431: return "431 Request Header Fields Too Large\n";
-    case 501: return "501 Not Implemented\n";
-    case 505: return "505 HTTP Version Not Supported\n";
-    default: return "error\n";
+    case 400:
+        return "400 Bad Request\n";
+    case 404:
+        return "404 Not Found\n";
+    case 405:
+        return "405 Method Not Allowed\n";
+    case 408:
+        return "408 Request Timeout\n";
+    case 413:
+        return "413 Content Too Large\n";
+    case 414:
+        return "414 URI Too Long\n";
+    case 431:
+        return "431 Request Header Fields Too Large\n";
+    case 501:
+        return "501 Not Implemented\n";
+    case 505:
+        return "505 HTTP Version Not Supported\n";
+    default:
+        return "error\n";
     }
 }
 

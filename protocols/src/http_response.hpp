@@ -14,11 +14,11 @@ std::string_view date_header();
 struct Response {
     int status = 200;
     bool keep_alive = true;
-    bool head = false;            // HEAD: headers only, Content-Length of the body it would have
-    std::string_view body;        // ignored when fill_bytes is set
-    size_t fill_bytes = 0;        // /bytes/N: N bytes of 'x'
+    bool head = false;      // HEAD: headers only, Content-Length of the body it would have
+    std::string_view body;  // ignored when fill_bytes is set
+    size_t fill_bytes = 0;  // /bytes/N: N bytes of 'x'
     bool use_fill = false;
-    bool allow_header = false;    // 405: Allow: GET, HEAD
+    bool allow_header = false;  // 405: Allow: GET, HEAD
 };
 
 // Appends the whole response (head and, unless HEAD, body) to out.

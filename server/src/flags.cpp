@@ -28,42 +28,54 @@ void add_model_flags(CLI::App& app, Options& o) {
     auto& s = o.server;
     std::string built = "auto";
     for (auto b : built_backends()) built += "|" + std::string(backend_name(b));
-    app.add_option("--host", s.listen.host, "Address to listen on (IPv4 or IPv6, numeric or name)")->capture_default_str();
+    app.add_option("--host", s.listen.host, "Address to listen on (IPv4 or IPv6, numeric or name)")
+        ->capture_default_str();
     app.add_option("--port", s.listen.port, "TCP port; 0 picks a free one (the bound address is printed on stdout)")
-        ->check(whole_number_check(0, 65535))->capture_default_str();
+        ->check(whole_number_check(0, 65535))
+        ->capture_default_str();
     app.add_option("--workers", s.workers, "Worker threads, each with its own poller; 0 = number of cores")
-        ->check(whole_number_check(0, 1024))->capture_default_str();
+        ->check(whole_number_check(0, 1024))
+        ->capture_default_str();
     auto protocols = builtin_protocol_names();
     app.add_option("--protocol", o.protocol, "Protocol: " + joined(protocols))
-        ->check(one_of({protocols.begin(), protocols.end()}))->capture_default_str();
+        ->check(one_of({protocols.begin(), protocols.end()}))
+        ->capture_default_str();
     app.add_option("--backend", o.backend, "Event backend built into this binary: " + built)
-        ->check(one_of({"auto", "epoll", "kqueue"}))->capture_default_str();
+        ->check(one_of({"auto", "epoll", "kqueue"}))
+        ->capture_default_str();
     app.add_option("--dispatch", o.dispatch, "How the acceptor picks a worker: round-robin|least-connections")
-        ->check(one_of({"round-robin", "least-connections"}))->capture_default_str();
+        ->check(one_of({"round-robin", "least-connections"}))
+        ->capture_default_str();
     app.add_option("--handoff", o.handoff,
                    "How the acceptor gives a worker a connection: queue (spsc mailbox; the worker registers "
                    "the fd) | direct (the acceptor registers it in the worker's kqueue/epoll itself)")
-        ->check(one_of({"queue", "direct"}))->capture_default_str();
+        ->check(one_of({"queue", "direct"}))
+        ->capture_default_str();
     app.add_option("--accept", o.accept,
                    "Who accepts: acceptor (one thread hands connections to the workers) | reuseport (each "
                    "worker accepts on its own SO_REUSEPORT socket, nginx's model; --dispatch and --handoff "
                    "then do not apply)")
-        ->check(one_of({"acceptor", "reuseport"}))->capture_default_str();
+        ->check(one_of({"acceptor", "reuseport"}))
+        ->capture_default_str();
     app.add_option("--block-ms", o.block_ms,
                    "Demonstration only: the handler sleeps this many ms per read before answering (as a "
                    "handler calling sleep() would), stalling every connection on its worker; 0 = off")
-        ->check(whole_number_check(0, 60'000))->capture_default_str();
+        ->check(whole_number_check(0, 60'000))
+        ->capture_default_str();
     app.add_option("--batch", s.worker.batch, "Events a worker takes per wait (a batch bound, not a socket limit)")
-        ->check(whole_number_check(1, 65536))->capture_default_str();
+        ->check(whole_number_check(1, 65536))
+        ->capture_default_str();
     app.add_option("--defer-accept", o.defer_accept,
                    "auto | SECONDS: accept a client only once its first bytes have arrived (TCP_DEFER_ACCEPT, "
                    "Linux), so the worker reads and answers it at once and a connection that closes after one "
                    "answer never enters the poller; a silent client is accepted after about SECONDS. 0 = accept "
                    "at once. auto = 1 for http (a client sends its request right after connecting), 0 for the "
                    "others (their clients may hold silent connections)")
-        ->check(one_of({"auto"}) | whole_number_check(0, 3600))->capture_default_str();
+        ->check(one_of({"auto"}) | whole_number_check(0, 3600))
+        ->capture_default_str();
     app.add_option("--backlog", s.listen.backlog, "listen() backlog (the kernel caps it at net.core.somaxconn)")
-        ->check(whole_number_check(1, 1 << 20))->capture_default_str();
+        ->check(whole_number_check(1, 1 << 20))
+        ->capture_default_str();
     app.add_option("--tcp-nodelay", s.worker.tcp_nodelay, "Disable Nagle on client sockets (true|false)")
         ->capture_default_str();
     app.add_option("--metrics-port", o.metrics_port,
@@ -71,35 +83,50 @@ void add_model_flags(CLI::App& app, Options& o) {
                    "on stdout as 'metrics HOST:PORT'); off by default")
         ->check(whole_number_check(0, 65535));
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off")
-        ->check(one_of({std::begin(kLogLevels), std::end(kLogLevels)}))->capture_default_str();
+        ->check(one_of({std::begin(kLogLevels), std::end(kLogLevels)}))
+        ->capture_default_str();
 }
 
 void add_limit_flags(CLI::App& app, Options& o) {
     auto& w = o.server.worker;
-    app.add_option("--max-header", o.http.max_header, "http: largest request head (request line + fields) in bytes: 431 above it, 414 if the request line alone is longer")
-        ->check(whole_number_check(256, 1 << 20))->capture_default_str();
+    app.add_option("--max-header", o.http.max_header,
+                   "http: largest request head (request line + fields) in bytes: 431 above it, 414 if the request line "
+                   "alone is longer")
+        ->check(whole_number_check(256, 1 << 20))
+        ->capture_default_str();
     app.add_option("--max-body", o.http.max_body, "http: largest request body in bytes, read and discarded (413 above)")
-        ->check(whole_number_check(0, uint64_t{1} << 40))->capture_default_str();
-    app.add_option("--max-connections", o.server.max_connections,
-                   "Open connections at most; above it clients wait in the kernel backlog. 0 = fd limit minus a reserve")
-        ->check(whole_number_check(0, kMaxConnections))->capture_default_str();
-    app.add_option("--idle-timeout", o.idle_timeout, "Seconds without traffic before a connection is closed (0 = never)")
-        ->check(seconds_check(86400))->capture_default_str();
-    app.add_option("--header-timeout", o.header_timeout,
-                   "Seconds a request may take to arrive once begun (http: 408, then close; slowloris guard; 0 = never)")
-        ->check(seconds_check(86400))->capture_default_str();
+        ->check(whole_number_check(0, uint64_t{1} << 40))
+        ->capture_default_str();
+    app.add_option(
+           "--max-connections", o.server.max_connections,
+           "Open connections at most; above it clients wait in the kernel backlog. 0 = fd limit minus a reserve")
+        ->check(whole_number_check(0, kMaxConnections))
+        ->capture_default_str();
+    app.add_option("--idle-timeout", o.idle_timeout,
+                   "Seconds without traffic before a connection is closed (0 = never)")
+        ->check(seconds_check(86400))
+        ->capture_default_str();
+    app.add_option(
+           "--header-timeout", o.header_timeout,
+           "Seconds a request may take to arrive once begun (http: 408, then close; slowloris guard; 0 = never)")
+        ->check(seconds_check(86400))
+        ->capture_default_str();
     app.add_option("--drain-timeout", o.drain_timeout,
                    "On SIGTERM, SIGINT or SIGQUIT: seconds to finish received requests and flush before closing "
                    "(a second one: at once)")
-        ->check(seconds_check(86400))->capture_default_str();
+        ->check(seconds_check(86400))
+        ->capture_default_str();
     app.add_option("--linger", o.linger,
                    "Seconds to read and discard a client's input after answering it with a close while it is "
                    "still sending (lingering close, so it sees the answer, e.g. 413, and not a reset; 0 = off)")
-        ->check(seconds_check(3600))->capture_default_str();
+        ->check(seconds_check(3600))
+        ->capture_default_str();
     app.add_option("--high-water", w.high_water, "Stop reading a client whose unsent output exceeds these bytes")
-        ->check(whole_number_check(1024, uint64_t{1} << 32))->capture_default_str();
+        ->check(whole_number_check(1024, uint64_t{1} << 32))
+        ->capture_default_str();
     app.add_option("--low-water", w.low_water, "Resume reading it once its unsent output is below these bytes")
-        ->check(whole_number_check(0, uint64_t{1} << 32))->capture_default_str();
+        ->check(whole_number_check(0, uint64_t{1} << 32))
+        ->capture_default_str();
 }
 
 // What the flags mean once each is known to be valid on its own; "" or the error line.
@@ -125,11 +152,13 @@ std::string to_config(Options& o) {
 }  // namespace
 
 int parse_options(int argc, char** argv, Options& out) {
-    CLI::App app{"kqserver: multi-threaded edge-triggered TCP server (acceptor thread + N workers, each with "
-                 "its own kqueue/epoll)"};
-    app.footer("Signals: SIGTERM, SIGINT and SIGQUIT stop gracefully (a second one stops at once); SIGUSR1 logs the\n"
-               "per-worker summary so far; SIGHUP and SIGUSR2 are logged and ignored; SIGPIPE is ignored.\n"
-               "Exit status: 0 after a stop, 1 when the server cannot start, 2 on a bad flag (one line naming it).");
+    CLI::App app{
+        "kqserver: multi-threaded edge-triggered TCP server (acceptor thread + N workers, each with "
+        "its own kqueue/epoll)"};
+    app.footer(
+        "Signals: SIGTERM, SIGINT and SIGQUIT stop gracefully (a second one stops at once); SIGUSR1 logs the\n"
+        "per-worker summary so far; SIGHUP and SIGUSR2 are logged and ignored; SIGPIPE is ignored.\n"
+        "Exit status: 0 after a stop, 1 when the server cannot start, 2 on a bad flag (one line naming it).");
     add_model_flags(app, out);
     add_limit_flags(app, out);
     try {

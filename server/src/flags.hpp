@@ -20,7 +20,7 @@ struct Options {
     std::string defer_accept = "auto";
     std::string log_level = "info";
     HttpOptions http;
-    int metrics_port = -1;  // -1 = no metrics endpoint
+    int metrics_port = -1;                                                          // -1 = no metrics endpoint
     double idle_timeout = 60, header_timeout = 10, drain_timeout = 10, linger = 2;  // seconds
 };
 

@@ -1,8 +1,8 @@
 // kqserver: the command-line server. Parses flags, starts the server with its signal thread (a clean
 // stop on SIGTERM, SIGINT or SIGQUIT), and logs the per-worker summary at exit.
+#include <spdlog/spdlog.h>
 #include <cstdio>
 #include <iostream>
-#include <spdlog/spdlog.h>
 
 #include "flags.hpp"
 #include "kq/http.hpp"
@@ -47,11 +47,12 @@ int main(int argc, char** argv) {
     std::printf("listening %s\n", server->address().c_str());
     if (metrics) std::printf("metrics %s\n", metrics->address().c_str());
     std::fflush(stdout);
-    spdlog::info("kqserver {}: backend {}, {} workers, accept {}, dispatch {}, handoff {}, protocol {}, batch {}, "
-                 "defer-accept {} s{}",
-                 server->address(), kq::backend_name(server->backend()), server->worker_count(), o.accept,
-                 o.dispatch, o.handoff, o.protocol, o.server.worker.batch, o.server.listen.defer_accept_s,
-                 o.block_ms > 0 ? fmt::format(", blocking {} ms per read", o.block_ms) : std::string());
+    spdlog::info(
+        "kqserver {}: backend {}, {} workers, accept {}, dispatch {}, handoff {}, protocol {}, batch {}, "
+        "defer-accept {} s{}",
+        server->address(), kq::backend_name(server->backend()), server->worker_count(), o.accept, o.dispatch, o.handoff,
+        o.protocol, o.server.worker.batch, o.server.listen.defer_accept_s,
+        o.block_ms > 0 ? fmt::format(", blocking {} ms per read", o.block_ms) : std::string());
 
     {
         kq::SignalThread signals(*server);

@@ -5,9 +5,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <spdlog/fmt/fmt.h>
 #include <fstream>
 #include <iterator>
-#include <spdlog/fmt/fmt.h>
 #include <sstream>
 
 namespace kq {
@@ -21,7 +21,8 @@ void family(Out out, std::string_view name, std::string_view type, std::string_v
 
 // One series per worker: value(worker) gives the figure.
 template <class F>
-void per_worker(Out out, const Server& s, std::string_view name, std::string_view type, std::string_view help, F value) {
+void per_worker(Out out, const Server& s, std::string_view name, std::string_view type, std::string_view help,
+                F value) {
     family(out, name, type, help);
     for (size_t i = 0; i < s.worker_count(); ++i) fmt::format_to(out, "{}{{worker=\"{}\"}} {}\n", name, i, value(i));
 }
@@ -34,7 +35,8 @@ void events_per_wait(Out out, const Server& s) {
         uint64_t cumulative = 0;
         for (size_t b = 0; b + 1 < EventsPerWait::kBuckets; ++b) {
             cumulative += st.events_per_wait.bucket(b);
-            fmt::format_to(out, "{}_bucket{{worker=\"{}\",le=\"{}\"}} {}\n", name, i, EventsPerWait::bucket_bound(b), cumulative);
+            fmt::format_to(out, "{}_bucket{{worker=\"{}\",le=\"{}\"}} {}\n", name, i, EventsPerWait::bucket_bound(b),
+                           cumulative);
         }
         uint64_t waits = cumulative + st.events_per_wait.bucket(EventsPerWait::kBuckets - 1);
         fmt::format_to(out, "{}_bucket{{worker=\"{}\",le=\"+Inf\"}} {}\n", name, i, waits);

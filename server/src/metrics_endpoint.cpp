@@ -18,20 +18,26 @@ constexpr std::string_view kMetricsType = "text/plain; version=0.0.4; charset=ut
 
 std::string_view reason(int status) {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    default: return "Request Header Fields Too Large";  // 431
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    default:
+        return "Request Header Fields Too Large";  // 431
     }
 }
 
 // A whole answer; every one closes the connection. HEAD gets the head alone.
 std::string response(int status, std::string_view type, std::string_view body, bool head_only = false) {
-    std::string out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
-                                  status, reason(status), type, body.size(),
-                                  status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    std::string out =
+        fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n", status,
+                    reason(status), type, body.size(), status == 405 ? "Allow: GET, HEAD\r\n" : "");
     if (!head_only) out += body;
     return out;
 }
@@ -44,7 +50,8 @@ std::string error_response(int status) {
 constexpr size_t kMaxMethod = 16;
 
 bool is_method(std::string_view s) {
-    return !s.empty() && s.size() <= kMaxMethod && std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+    return !s.empty() && s.size() <= kMaxMethod &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
 // What a request's first bytes say before the head is complete: false once they cannot begin a valid

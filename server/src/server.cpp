@@ -4,9 +4,9 @@
 
 #include <sys/resource.h>
 
+#include <spdlog/spdlog.h>
 #include <array>
 #include <csignal>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "kq/enum_names.hpp"
@@ -114,17 +114,19 @@ uint64_t Server::handoff_full(size_t worker) const noexcept { return acceptor_ ?
 void Server::log_summary() const {
     for (const auto& w : workers_) {
         const auto& s = w->stats();
-        spdlog::info("worker {}: connections {} (closed {}, errors {}, idle time-outs {}, request time-outs {}), "
-                     "requests {}, bytes read {} written {}, events {}, waits {}, wake-ups {}",
-                     w->id(), s.accepted.get(), s.closed.get(), s.errors.get(), s.idle_timeouts.get(),
-                     s.request_timeouts.get(), s.requests.get(), s.bytes_read.get(), s.bytes_written.get(),
-                     s.events.get(), s.waits.get(), s.wakeups.get());
+        spdlog::info(
+            "worker {}: connections {} (closed {}, errors {}, idle time-outs {}, request time-outs {}), "
+            "requests {}, bytes read {} written {}, events {}, waits {}, wake-ups {}",
+            w->id(), s.accepted.get(), s.closed.get(), s.errors.get(), s.idle_timeouts.get(), s.request_timeouts.get(),
+            s.requests.get(), s.bytes_read.get(), s.bytes_written.get(), s.events.get(), s.waits.get(),
+            s.wakeups.get());
     }
     auto a = accept_totals();
-    spdlog::info("{}: accepted {}, hand-off queue full {}, accept errors {}, accept pauses {}, "
-                 "max-connections pauses {}",
-                 acceptor_ ? "acceptor" : "reuseport listeners", a.accepted, a.handoff_full, a.accept_errors,
-                 a.accept_pauses, a.limit_pauses);
+    spdlog::info(
+        "{}: accepted {}, hand-off queue full {}, accept errors {}, accept pauses {}, "
+        "max-connections pauses {}",
+        acceptor_ ? "acceptor" : "reuseport listeners", a.accepted, a.handoff_full, a.accept_errors, a.accept_pauses,
+        a.limit_pauses);
 }
 
 }  // namespace kq

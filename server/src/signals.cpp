@@ -23,13 +23,20 @@ sigset_t signal_set() {
 
 const char* signal_name(int sig) {
     switch (sig) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGHUP: return "SIGHUP";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
-    default: return "signal";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGQUIT:
+        return "SIGQUIT";
+    case SIGHUP:
+        return "SIGHUP";
+    case SIGUSR1:
+        return "SIGUSR1";
+    case SIGUSR2:
+        return "SIGUSR2";
+    default:
+        return "signal";
     }
 }
 
@@ -67,8 +74,10 @@ void SignalThread::on_signal(int sig) {
     case SIGINT:
     case SIGQUIT:
         if (!stopping_) {
-            spdlog::info("{}: no longer accepting; draining connections (a second SIGTERM, SIGINT or SIGQUIT "
-                         "stops at once)", name);
+            spdlog::info(
+                "{}: no longer accepting; draining connections (a second SIGTERM, SIGINT or SIGQUIT "
+                "stops at once)",
+                name);
             stopping_ = true;
             server_.stop();
         } else {

@@ -43,7 +43,8 @@ TEST(Net, BlockingConnectSurvivesASignalWithoutRestart) {
         }
     });
 
-    struct sigaction sa{}, old{};
+    struct sigaction sa {
+    }, old{};
     sa.sa_handler = count_alarm;
     sa.sa_flags = 0;  // no SA_RESTART
     ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0);

@@ -29,16 +29,14 @@ public:
     // One reply line with its "\n"; what arrived so far if the server closes or times out first.
     std::string read_line() {
         size_t nl;
-        while ((nl = buf_.find('\n')) == std::string::npos && fill()) {
-        }
+        while ((nl = buf_.find('\n')) == std::string::npos && fill()) {}
         size_t n = nl == std::string::npos ? buf_.size() : nl + 1;
         std::string line = buf_.substr(0, n);
         buf_.erase(0, n);
         return line;
     }
     std::string read(size_t n) {
-        while (buf_.size() < n && fill()) {
-        }
+        while (buf_.size() < n && fill()) {}
         std::string out = buf_.substr(0, n);
         buf_.erase(0, out.size());
         return out;
@@ -48,12 +46,10 @@ public:
         return read_line();
     }
     std::string rest_until_eof() {
-        while (fill()) {
-        }
+        while (fill()) {}
         return std::exchange(buf_, {});
     }
     int fd() const { return fd_.get(); }
-
 };
 
 struct KvServer {
@@ -193,7 +189,8 @@ TEST(kvstoreServer, UnfinishedCommandTimesOut) {
     auto start = std::chrono::steady_clock::now();
     c.send("SET k v\nGET k");
     EXPECT_EQ(c.rest_until_eof(), "OK\nERROR timeout\n");
-    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(150));  // the worker's clock is coarse
+    EXPECT_GE(std::chrono::steady_clock::now() - start,
+              std::chrono::milliseconds(150));  // the worker's clock is coarse
 }
 
 // Half-closing after an unterminated command still gets its answer, then the server's EOF.
@@ -218,7 +215,8 @@ TEST(kvstoreServer, ConcurrentClientsOnAllWorkers) {
             std::string batch;
             for (int i = 0; i < kKeys; ++i) {
                 std::string k = "c" + std::to_string(t) + "-" + std::to_string(i);
-                batch += "SET " + k + " " + std::to_string(i) + "\nSET shared " + std::to_string(t) + "\nGET " + k + "\n";
+                batch +=
+                    "SET " + k + " " + std::to_string(i) + "\nSET shared " + std::to_string(t) + "\nGET " + k + "\n";
                 expected[static_cast<size_t>(t)] += "OK\nOK\nVALUE " + std::to_string(i) + "\n";
             }
             c.send(batch);

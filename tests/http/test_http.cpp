@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "kq/http.hpp"
 #include "http_test_client.hpp"
+#include "kq/http.hpp"
 #include "test_util.hpp"
 
 using namespace kq;

@@ -36,9 +36,9 @@ std::string find_tool(const std::string& name) {
     return {};
 }
 
-#define REQUIRE_TOOL(var, name, package)                                                              \
-    std::string var = find_tool(name);                                                               \
-    ASSERT_FALSE(var.empty()) << (name) << " is not installed: apt-get install " << (package)         \
+#define REQUIRE_TOOL(var, name, package)                                                      \
+    std::string var = find_tool(name);                                                        \
+    ASSERT_FALSE(var.empty()) << (name) << " is not installed: apt-get install " << (package) \
                               << " (scripts/install-deps.sh installs every test tool)"
 
 struct RunResult {
@@ -107,8 +107,7 @@ RunResult run(const std::vector<std::string>& argv, std::chrono::seconds limit) 
         }
     }
     leader_exited(pid, 0);  // waits for the exit but leaves the zombie, so the group id stays ours
-    for (int i = 0; i < 1000 && (fds[0] >= 0 || fds[1] >= 0) && pump_pipes(fds, sinks, 0); ++i) {
-    }
+    for (int i = 0; i < 1000 && (fds[0] >= 0 || fds[1] >= 0) && pump_pipes(fds, sinks, 0); ++i) {}
     ::kill(-pid, SIGKILL);  // stragglers of the group, if any
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -183,8 +182,8 @@ TEST_F(HttpClients, CurlReusesTheConnection) {
 TEST_F(HttpClients, CurlExpectContinueGets100OrTheFinalAnswerAtOnce) {
     REQUIRE_TOOL(curl, "curl", "curl");
     const std::string body(4096, 'b');
-    RunResult ok = run({curl, "-sv", "-X", "GET", "-H", "Expect: 100-continue", "--data-binary", body,
-                        "-w", "\nuploaded=%{size_upload}", url("/")},
+    RunResult ok = run({curl, "-sv", "-X", "GET", "-H", "Expect: 100-continue", "--data-binary", body, "-w",
+                        "\nuploaded=%{size_upload}", url("/")},
                        30s);
     ASSERT_EQ(ok.exit_code, 0) << describe(ok);
     EXPECT_NE(ok.err.find("< HTTP/1.1 100 Continue"), std::string::npos) << describe(ok);

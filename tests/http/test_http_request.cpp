@@ -157,11 +157,10 @@ TEST(ParseHead, VersionIsHttpSlashDigitDotDigitAndMajorOne) {
         uint8_t minor;
     };
     const V versions[] = {
-        {"HTTP/1.1", 0, 1},   {"HTTP/1.0", 0, 0},   {"HTTP/1.2", 0, 1},   {"HTTP/1.9", 0, 1},
-        {"http/1.1", 400, 0}, {"HTTP/1", 400, 0},   {"HTTP/1.", 400, 0},  {"HTTP/.1", 400, 0},
-        {"HTTP/1.10", 400, 0}, {"HTTP/10.1", 400, 0}, {"HTTP/1.1x", 400, 0}, {"HTTP/x.1", 400, 0},
-        {"HTTP/1,1", 400, 0}, {"HTTPS/1.1", 400, 0}, {"HTTP 1.1", 400, 0}, {"HTTP/2.0", 505, 0},
-        {"HTTP/0.9", 505, 0}, {"HTTP/3.1", 505, 0}, {"HTTP/9.0", 505, 0},
+        {"HTTP/1.1", 0, 1},    {"HTTP/1.0", 0, 0},   {"HTTP/1.2", 0, 1},   {"HTTP/1.9", 0, 1},    {"http/1.1", 400, 0},
+        {"HTTP/1", 400, 0},    {"HTTP/1.", 400, 0},  {"HTTP/.1", 400, 0},  {"HTTP/1.10", 400, 0}, {"HTTP/10.1", 400, 0},
+        {"HTTP/1.1x", 400, 0}, {"HTTP/x.1", 400, 0}, {"HTTP/1,1", 400, 0}, {"HTTPS/1.1", 400, 0}, {"HTTP 1.1", 400, 0},
+        {"HTTP/2.0", 505, 0},  {"HTTP/0.9", 505, 0}, {"HTTP/3.1", 505, 0}, {"HTTP/9.0", 505, 0},
     };
     for (const V& v : versions) {
         const std::string head = "GET / " + std::string(v.version) + "\r\nHost: a\r\n\r\n";
@@ -184,9 +183,9 @@ TEST(ParseHead, KnownMethodsAreCaseSensitiveTokens) {
         Method method;
     };
     const M methods[] = {
-        {"GET", "/", Method::get},         {"HEAD", "/", Method::head},       {"POST", "/", Method::post},
-        {"PUT", "/", Method::put},         {"DELETE", "/", Method::del},      {"CONNECT", "a:443", Method::connect},
-        {"OPTIONS", "/", Method::options}, {"TRACE", "/", Method::trace},     {"PATCH", "/", Method::patch},
+        {"GET", "/", Method::get},         {"HEAD", "/", Method::head},   {"POST", "/", Method::post},
+        {"PUT", "/", Method::put},         {"DELETE", "/", Method::del},  {"CONNECT", "a:443", Method::connect},
+        {"OPTIONS", "/", Method::options}, {"TRACE", "/", Method::trace}, {"PATCH", "/", Method::patch},
     };
     for (const M& m : methods) {
         const std::string head = std::string(m.text) + " " + m.target + " HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -203,7 +202,10 @@ TEST(ParseHead, KnownMethodsAreCaseSensitiveTokens) {
         {"'@' is not a token byte", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
         {"'(' is not a token byte", "GE(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
         {"':' is not a token byte", "GET: / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-        {"a CTL", "G\x01" "ET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        {"a CTL",
+         "G\x01"
+         "ET / HTTP/1.1\r\nHost: a\r\n\r\n",
+         400},
         {"a byte >= 0x80", "G\xc3\x89T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
         {"an unknown method with a bad request-line", "BREW  / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
         {"an unknown method with a bad target", "BREW /# HTTP/1.1\r\nHost: a\r\n\r\n", 400},
@@ -323,8 +325,7 @@ TEST(ParseHead, ARequestLineLongerThanMaxHeaderIs414EvenBeforeItEnds) {
             {"max_header + 1 bytes, no line end", "GET /" + std::string(max - 4, 'a'), 414},
             // 20 bytes of empty lines and a 54-byte request-line: only together are they over 64.
             {"counted with the empty lines before it",
-             repeat("\r\n", 10) + "GET /" + std::string(40, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n",
-             414},
+             repeat("\r\n", 10) + "GET /" + std::string(40, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n", 414},
             {"short request-line, long field", "GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(100, 'v') + "\r\n\r\n",
              431},
             {"short request-line, long field, incomplete", "GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(40, 'v'),
@@ -354,9 +355,15 @@ TEST(ParseHead, FieldSyntax) {
         {"obsolete folding with a tab", get11("X: a\r\n\tb\r\n"), 400},
         {"whitespace before the first field", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400},
         {"a tab before the first field", "GET / HTTP/1.1\r\n\tHost: a\r\n\r\n", 400},
-        {"SOH in a value", get11("X: a\x01" "b\r\n"), 400},
+        {"SOH in a value",
+         get11("X: a\x01"
+               "b\r\n"),
+         400},
         {"NUL in a value", get11("X: a\0b\r\n"s), 400},
-        {"DEL in a value", get11("X: a\x7f" "b\r\n"), 400},
+        {"DEL in a value",
+         get11("X: a\x7f"
+               "b\r\n"),
+         400},
         {"ESC in a value", get11("X: \x1b[0m\r\n"), 400},
         {"VT in a value", get11("X: a\vb\r\n"), 400},
         {"FF in a value", get11("X: a\fb\r\n"), 400},
@@ -610,7 +617,10 @@ TEST(ParseHead, AnErrorInACompleteLineIsReportedBeforeTheHeadEnds) {
         {"400 on the request-line", "GET /# HTTP/1.1\r\n", 400},
         {"obsolete folding", "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n", 400},
         {"a bare CR in a value", "GET / HTTP/1.1\r\nX: a\rb\r\n", 400},
-        {"a CTL in a value", "GET / HTTP/1.1\r\nX: a\x01" "b\r\nHost: a\r\n", 400},
+        {"a CTL in a value",
+         "GET / HTTP/1.1\r\nX: a\x01"
+         "b\r\nHost: a\r\n",
+         400},
         {"a second Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n", 400},
         {"a bad Host", "GET / HTTP/1.1\r\nHost: a b\r\n", 400},
         {"a bad Content-Length", "POST / HTTP/1.1\r\nContent-Length: +1\r\n", 400},
@@ -698,8 +708,8 @@ const std::vector<ChunkCase>& chunk_cases() {
         {"one chunk", "5\r\nhello\r\n0\r\n\r\n", 0, 5},
         {"no chunk", "0\r\n\r\n", 0, 0},
         {"several chunks", "3\r\nabc\r\n2\r\nde\r\n1\r\nf\r\n0\r\n\r\n", 0, 6},
-        {"hex upper and lower",
-         "A\r\n0123456789\r\na\r\n0123456789\r\n1F\r\n" + std::string(31, 'x') + "\r\n0\r\n\r\n", 0, 51},
+        {"hex upper and lower", "A\r\n0123456789\r\na\r\n0123456789\r\n1F\r\n" + std::string(31, 'x') + "\r\n0\r\n\r\n",
+         0, 51},
         {"leading zeros", "0005\r\nhello\r\n000\r\n\r\n", 0, 5},
         {"more zeros than 64 bits", "0000000000000000000000001\r\nx\r\n0\r\n\r\n", 0, 1},
         {"data holding CR and LF", "4\r\n\r\n\r\n\r\n0\r\n\r\n", 0, 4},
@@ -733,7 +743,10 @@ const std::vector<ChunkCase>& chunk_cases() {
         {"a trailer without a colon", "0\r\nXY\r\n\r\n", 400},
         {"whitespace before the first trailer", "0\r\n X: v\r\n\r\n", 400},
         {"trailer obsolete folding", "0\r\nX: v\r\n folded\r\n\r\n", 400},
-        {"a CTL in a trailer value", "0\r\nX: a\x01" "b\r\n\r\n", 400},
+        {"a CTL in a trailer value",
+         "0\r\nX: a\x01"
+         "b\r\n\r\n",
+         400},
         {"a bare CR in a trailer value", "0\r\nX: a\rb\r\n\r\n", 400},
         {"sizes over max_body", "6\r\nabcdef\r\n5\r\nabcde\r\n0\r\n\r\n", 413, 0, kMax, 10},
         {"one size over max_body", "b\r\n", 413, 0, kMax, 10},
@@ -743,8 +756,8 @@ const std::vector<ChunkCase>& chunk_cases() {
         {"an extension and a trailer over max_header",
          "1;" + std::string(40, 'e') + "\r\nx\r\n0\r\nX: " + std::string(40, 'v') + "\r\n\r\n", 431, 0, 64},
         {"leading zeros of sizes over max_header", "1\r\nx\r\n" + std::string(100, '0') + "\r\n\r\n", 431, 0, 64},
-        {"extensions of several chunks over max_header",
-         repeat("1;eeeeeeeeeeeeeeeeeeee\r\nx\r\n", 5) + "0\r\n\r\n", 431, 0, 64},
+        {"extensions of several chunks over max_header", repeat("1;eeeeeeeeeeeeeeeeeeee\r\nx\r\n", 5) + "0\r\n\r\n",
+         431, 0, 64},
     };
     return cases;
 }
@@ -885,11 +898,11 @@ Trace read_stream(std::string_view stream, const std::vector<size_t>& cuts, Limi
 
 // One request of a stream, from which the events it must give follow.
 struct Request {
-    std::string head;      // its bytes, the empty lines before it included
-    std::string content;   // the bytes after the head up to the next request
-    uint64_t body = 0;     // content bytes (chunk data for a chunked body)
-    std::string summary;   // the head event's describe(); empty: the head is refused
-    int error = 0;         // the stream ends with this status here; 0: the request is complete
+    std::string head;     // its bytes, the empty lines before it included
+    std::string content;  // the bytes after the head up to the next request
+    uint64_t body = 0;    // content bytes (chunk data for a chunked body)
+    std::string summary;  // the head event's describe(); empty: the head is refused
+    int error = 0;        // the stream ends with this status here; 0: the request is complete
 };
 
 struct Stream {
@@ -946,8 +959,7 @@ const std::vector<Stream>& streams() {
              {"HEAD / HTTP/1.0\r\n\r\n", "", 0, "HEAD / path=/ 1.0 close"},
              {"OPTIONS * HTTP/1.1\nHost: a\nConnection: close\n\n", "", 0, "OPTIONS * path= 1.1 close"},
          }},
-        {"a bad head after a good one",
-         {kGet, {"GET / HTTP/1.1\r\nHost : a\r\n\r\n", kGet.head, 0, "", 400}}},
+        {"a bad head after a good one", {kGet, {"GET / HTTP/1.1\r\nHost : a\r\n\r\n", kGet.head, 0, "", 400}}},
         {"505", {{"GET / HTTP/2.0\r\nHost: a\r\n\r\n", "", 0, "", 505}}},
         {"501", {kGet, {"BREW / HTTP/1.1\r\nHost: a\r\n\r\n", "", 0, "", 501}}},
         {"Content-Length at max_body, then over it",
@@ -978,7 +990,8 @@ const std::vector<Stream>& streams() {
         {"a head over 1 KiB", {{big_head(0), "", 0, "GET / path=/ 1.1"}, kGet}},
         {"an error deep in a head over 1 KiB", {{big_head(40), kGet.head, 0, "", 400}}},
         {"empty lines over 1 KiB before a request", {{repeat("\r\n", 700) + kGet.head, "", 0, "GET / path=/ 1.1"}}},
-        {"a bare CR after empty lines over 1 KiB", {{repeat("\r\n", 700) + "\rGET / HTTP/1.1\r\n\r\n", "", 0, "", 400}}},
+        {"a bare CR after empty lines over 1 KiB",
+         {{repeat("\r\n", 700) + "\rGET / HTTP/1.1\r\n\r\n", "", 0, "", 400}}},
         {"fields over max_header that never end",
          {{"GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(100, 'v'), "", 0, "", 431}},
          {64, kMaxBody}},

@@ -107,7 +107,9 @@ public:
             if (head.find("\r\nHost: ") == std::string::npos) {
                 send("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
             } else if (path == "/chunked") {
-                send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;x=y\r\n,\r\n6\r\n world\r\n0\r\n\r\n");
+                send(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;x=y\r\n,\r\n6\r\n "
+                    "world\r\n0\r\n\r\n");
             } else if (path == "/missing") {
                 send("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
             } else if (path == "/close") {

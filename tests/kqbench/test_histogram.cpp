@@ -22,7 +22,8 @@ using nlohmann::json;
 
 // Percentiles in hundredths of a percent, so that the expected nearest rank is computed in integers
 // and owes nothing to the floating-point rounding the histogram has to get right.
-const std::vector<uint64_t> kHundredths = {0, 1, 10, 100, 1000, 2500, 5000, 7500, 9000, 9500, 9900, 9950, 9990, 9999, 10000};
+const std::vector<uint64_t> kHundredths = {0,    1,    10,   100,  1000, 2500, 5000, 7500,
+                                           9000, 9500, 9900, 9950, 9990, 9999, 10000};
 
 uint64_t exact_rank(uint64_t hundredths, uint64_t n) {
     const uint64_t rank = (hundredths * n + 9999) / 10000;  // ceil(p/100 * n)
@@ -317,7 +318,10 @@ TEST(Histogram, MalformedJsonIsRejected) {
     ASSERT_NO_THROW(Histogram::from_json(good)) << "the mutations below must be the only reason to reject";
 
     const std::vector<std::pair<std::string, std::function<void(json&)>>> mutations = {
-        {"not an object", [](json& j) { j = json::array({1, 2}); }},
+        {"not an object",
+         [](json& j) {
+             j = json::array({1, 2});
+         }},
         {"null", [](json& j) { j = nullptr; }},
         {"missing unit", [](json& j) { j.erase("unit"); }},
         {"other unit", [](json& j) { j["unit"] = "ms"; }},
@@ -332,13 +336,18 @@ TEST(Histogram, MalformedJsonIsRejected) {
         {"float index", [](json& j) { j["counts"][0][0] = 7.5; }},
         {"index out of range", [](json& j) { j["counts"].back()[0] = j["bucket_count"]; }},
         {"duplicate index", [](json& j) { j["counts"][1][0] = j["counts"][0][0]; }},
-        {"zero count", [](json& j) { j["counts"][0][1] = 0; j["total"] = j["total"].get<uint64_t>() - 3; }},
+        {"zero count",
+         [](json& j) {
+             j["counts"][0][1] = 0;
+             j["total"] = j["total"].get<uint64_t>() - 3;
+         }},
         {"total differs", [](json& j) { j["total"] = j["total"].get<uint64_t>() + 1; }},
         {"min outside lowest bucket", [](json& j) { j["min"] = 8; }},
         {"max above range", [](json& j) { j["max"] = Histogram::kHighest + 1; }},
         {"sum too small", [](json& j) { j["sum"] = 1; }},
         {"clamped without max at range", [](json& j) { j["clamped"] = 1; }},
-        {"empty with a summary", [](json& j) {
+        {"empty with a summary",
+         [](json& j) {
              j["counts"] = json::array();
              j["total"] = 0;
          }},

@@ -44,10 +44,10 @@ nlohmann::json load(const std::string& path) {
 }
 
 TEST(kqbench_cli, BadFlagsExitTwoWithOneLine) {
-    for (const char* args : {"127.0.0.1:1 --bogus", "127.0.0.1:1 -d 10x", "127.0.0.1:1 -c 0", "nohostport",
-                             "127.0.0.1:1 -d 1s -n 5", "127.0.0.1:1 --reconnect --pipeline 4",
-                             "127.0.0.1:1 -p http --size 10", "127.0.0.1:1 -p raw", "127.0.0.1:1 --size 0",
-                             "127.0.0.1:1 --server-pid 999999999", ""}) {
+    for (const char* args :
+         {"127.0.0.1:1 --bogus", "127.0.0.1:1 -d 10x", "127.0.0.1:1 -c 0", "nohostport", "127.0.0.1:1 -d 1s -n 5",
+          "127.0.0.1:1 --reconnect --pipeline 4", "127.0.0.1:1 -p http --size 10", "127.0.0.1:1 -p raw",
+          "127.0.0.1:1 --size 0", "127.0.0.1:1 --server-pid 999999999", ""}) {
         Ran r = run_kqbench(args);
         EXPECT_EQ(r.status, 2) << args << ": " << r.output;
         EXPECT_EQ(lines(r.output), 1u) << args << ": " << r.output;

@@ -127,7 +127,8 @@ TEST(kqbench_codec, HttpResponsesAreFramedWhateverTheSplit) {
     cfg.protocol = ProtocolKind::http;
     const std::string stream =
         "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-T: y\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-T: "
+        "y\r\n\r\n"
         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"
         "HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy"
         "HTTP/1.0 200 OK\r\n\r\nbody until close";
@@ -205,7 +206,8 @@ TEST(kqbench_report, MergeEqualsTheCombinedHistogram) {
     Histogram both = a.stats.latency;
     both.merge(b.stats.latency);
     EXPECT_EQ(m.stats.latency.to_json(), both.to_json());
-    for (double p : {50.0, 90.0, 99.0, 99.9, 100.0}) EXPECT_EQ(m.stats.latency.value_at_percentile(p), both.value_at_percentile(p));
+    for (double p : {50.0, 90.0, 99.0, 99.9, 100.0})
+        EXPECT_EQ(m.stats.latency.value_at_percentile(p), both.value_at_percentile(p));
     EXPECT_EQ(m.stats.ok, 27'000u);
     EXPECT_EQ(m.stats.errors[index(ErrorKind::timeout)], 6u);
     EXPECT_EQ(m.stats.status_codes.at(404), 3u);

@@ -208,15 +208,13 @@ class IgnoreSigpipe : public ::testing::Environment {
 
 enum class Input { file, pipe, dev_null };
 
-std::string input_name(Input i) {
-    return i == Input::file ? "file" : i == Input::pipe ? "pipe" : "dev_null";
-}
+std::string input_name(Input i) { return i == Input::file ? "file" : i == Input::pipe ? "pipe" : "dev_null"; }
 
 class KqcatRoundTrip : public ::testing::TestWithParam<std::tuple<kq::Backend, Input>> {
 protected:
     std::vector<std::string> args(const UpperServer& srv) const {
-        return {"--backend", std::string(kq::backend_name(std::get<0>(GetParam()))), "--timeout", "30",
-                "127.0.0.1", srv.port()};
+        return {"--backend", std::string(kq::backend_name(std::get<0>(GetParam()))), "--timeout", "30", "127.0.0.1",
+                srv.port()};
     }
 };
 
@@ -246,13 +244,13 @@ TEST_P(KqcatRoundTrip, OutputIsTheUppercasedInputAndExitIsZero) {
     EXPECT_TRUE(r.out == ascii_upper(input)) << "output differs from the uppercased input";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Stdin, KqcatRoundTrip,
-    ::testing::Combine(::testing::ValuesIn(kq::built_backends()),
-                       ::testing::Values(Input::file, Input::pipe, Input::dev_null)),
-    [](const auto& p) {
-        return std::string(kq::backend_name(std::get<0>(p.param))) + "_" + input_name(std::get<1>(p.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Stdin, KqcatRoundTrip,
+                         ::testing::Combine(::testing::ValuesIn(kq::built_backends()),
+                                            ::testing::Values(Input::file, Input::pipe, Input::dev_null)),
+                         [](const auto& p) {
+                             return std::string(kq::backend_name(std::get<0>(p.param))) + "_" +
+                                    input_name(std::get<1>(p.param));
+                         });
 
 // --- half-close and early close ---------------------------------------------------------------------
 
@@ -344,7 +342,8 @@ struct Pty {
     UniqueFd master, slave;
     Pty() {
         int m = -1, s = -1;
-        if (::openpty(&m, &s, nullptr, nullptr, nullptr) != 0) throw std::system_error(errno, std::system_category(), "openpty");
+        if (::openpty(&m, &s, nullptr, nullptr, nullptr) != 0)
+            throw std::system_error(errno, std::system_category(), "openpty");
         master.reset(m);
         slave.reset(s);
         ::fcntl(m, F_SETFD, FD_CLOEXEC);

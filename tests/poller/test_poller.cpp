@@ -307,8 +307,8 @@ TEST_P(PollerConformance, UdataRoundTripAndOneMergedEventPerFd) {
         auto it = index.find(e.udata);
         ASSERT_NE(it, index.end()) << "event with a pointer that was never registered: " << e.udata;
         ++reported[it->second];
-        EXPECT_TRUE(e.readable && e.writable) << "fd " << it->second << " not merged: readable=" << e.readable
-                                              << " writable=" << e.writable;
+        EXPECT_TRUE(e.readable && e.writable)
+            << "fd " << it->second << " not merged: readable=" << e.readable << " writable=" << e.writable;
         EXPECT_FALSE(e.eof);
         EXPECT_FALSE(e.error);
     }

@@ -119,12 +119,13 @@ TEST(FaultsProcess, ClientsThatNeverReadCannotGrowServerMemoryOrStarveOthers) {
     std::sort(rtt_us.begin(), rtt_us.end());
     const int64_t p99_us = rtt_us[rtt_us.size() * 99 / 100], worst_us = rtt_us.back();
     const size_t peak_kib = server.status_kib("VmHWM");
-    std::printf("flood: %zu clients pushed %zu MiB in %lld ms (most %zu KiB); server RSS baseline %zu KiB, "
-                "peak %zu KiB (sampled %zu), bound %zu KiB = baseline + %zu x 2 x (%zu + %zu) B + %zu KiB; "
-                "healthy: %zu round trips, p99 %lld us, worst %lld us\n",
-                kFlooders, total >> 20, static_cast<long long>(flood_ms), most >> 10, baseline_kib, peak_kib,
-                peak_sampled_kib, bound_kib, kFlooders, kHighWater, kReadChunk, slack_kib,
-                rtt_us.size(), static_cast<long long>(p99_us), static_cast<long long>(worst_us));
+    std::printf(
+        "flood: %zu clients pushed %zu MiB in %lld ms (most %zu KiB); server RSS baseline %zu KiB, "
+        "peak %zu KiB (sampled %zu), bound %zu KiB = baseline + %zu x 2 x (%zu + %zu) B + %zu KiB; "
+        "healthy: %zu round trips, p99 %lld us, worst %lld us\n",
+        kFlooders, total >> 20, static_cast<long long>(flood_ms), most >> 10, baseline_kib, peak_kib, peak_sampled_kib,
+        bound_kib, kFlooders, kHighWater, kReadChunk, slack_kib, rtt_us.size(), static_cast<long long>(p99_us),
+        static_cast<long long>(worst_us));
     EXPECT_LT(most, kBudget) << "a client pushed its whole budget: the server never stopped reading it";
     EXPECT_GT(total, kFlooders * kHighWater) << "the flood did not even fill the server's high-water marks";
     EXPECT_LT(peak_kib, bound_kib) << "server RSS above the backpressure bound";
@@ -215,10 +216,11 @@ TEST_P(Emfile, PausesAcceptingWithoutSpinningLogsRarelyAndRecovers) {
     std::string log = server.log();
     const int64_t pauses = summary_value(log, "accept pauses ");
     const size_t lines = count(log, "accept4: ");  // every accept loop's warnings, held back or not
-    std::printf("EMFILE (%s): %zu of %zu clients served at RLIMIT_NOFILE %d; over %lld ms of overload: %lld ms "
-                "CPU; %lld pauses in %zu lines over %lld ms\n", GetParam().c_str(), served_then, kClients,
-                static_cast<int>(kFdLimit), static_cast<long long>(kOverloadMs), static_cast<long long>(cpu_ms),
-                static_cast<long long>(pauses), lines, static_cast<long long>(emfile_ms));
+    std::printf(
+        "EMFILE (%s): %zu of %zu clients served at RLIMIT_NOFILE %d; over %lld ms of overload: %lld ms "
+        "CPU; %lld pauses in %zu lines over %lld ms\n",
+        GetParam().c_str(), served_then, kClients, static_cast<int>(kFdLimit), static_cast<long long>(kOverloadMs),
+        static_cast<long long>(cpu_ms), static_cast<long long>(pauses), lines, static_cast<long long>(emfile_ms));
     EXPECT_GE(pauses, kOverloadMs / kAcceptPauseMs / 2) << "the accept loop stopped retrying";
     EXPECT_LE(pauses, emfile_ms / kAcceptPauseMs + 5) << "pausing less than 100 ms at a time";
     EXPECT_EQ(reported_pauses(log, kPauseCount), pauses) << "the lines do not add up to the pauses:\n" << log;
@@ -296,8 +298,8 @@ TEST(FaultsProcess, SigtermMidLoadAnswersEveryReceivedByteAndExitsZero) {
         ASSERT_TRUE(s.received == s.sent);
         total += s.sent.size();
     }
-    std::printf("SIGTERM: %zu clients, %zu KiB echoed, %zu KiB in flight at the signal, drained in %lld ms\n",
-                kClients, total >> 10, in_flight >> 10, static_cast<long long>(ms_since(drain_start)));
+    std::printf("SIGTERM: %zu clients, %zu KiB echoed, %zu KiB in flight at the signal, drained in %lld ms\n", kClients,
+                total >> 10, in_flight >> 10, static_cast<long long>(ms_since(drain_start)));
     EXPECT_GT(in_flight, 0u);
     int st = server.wait_exit(30'000);
     ASSERT_NE(st, -1) << "kqserver did not exit after the drain";

@@ -109,7 +109,8 @@ TEST(Flags, BadValuesExitTwoWithOneLineNamingTheFlag) {
         std::string err = runs[i]->log();
         EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 2) << shown << ": status " << st << ", stderr: " << err;
         EXPECT_EQ(count(err, "\n"), 1u) << shown << ": " << err;
-        EXPECT_NE(err.find(b.flag), std::string::npos) << shown << ": the message does not name " << b.flag << ": " << err;
+        EXPECT_NE(err.find(b.flag), std::string::npos)
+            << shown << ": the message does not name " << b.flag << ": " << err;
     }
 }
 

@@ -44,12 +44,18 @@ bool echoes(int fd) {
 
 std::string name_of(int sig) {
     switch (sig) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGHUP: return "SIGHUP";
-    case SIGUSR2: return "SIGUSR2";
-    default: return std::to_string(sig);
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGQUIT:
+        return "SIGQUIT";
+    case SIGHUP:
+        return "SIGHUP";
+    case SIGUSR2:
+        return "SIGUSR2";
+    default:
+        return std::to_string(sig);
     }
 }
 
@@ -74,8 +80,8 @@ class UnreadEcho {
 public:
     static constexpr size_t kBytes = 16 << 20;
     static inline const std::vector<std::string> kServerArgs = {
-        "--protocol", "echo", "--workers", "1", "--high-water", std::to_string(64 << 20), "--drain-timeout",
-        "30", "--metrics-port", "0", "--log-level", "info"};
+        "--protocol",      "echo", "--workers",      "1", "--high-water", std::to_string(64 << 20),
+        "--drain-timeout", "30",   "--metrics-port", "0", "--log-level",  "info"};
 
     explicit UnreadEcho(ServerProcess& server) : fd_(connect_blocking(server.port())) {
         std::mt19937_64 rng(5);
@@ -141,8 +147,7 @@ TEST_P(IgnoredSignal, IsLoggedAndTheServerKeepsServing) {
     EXPECT_EQ(p.log().find("no longer accepting"), p.log().rfind("no longer accepting")) << "one stop only";
 }
 
-INSTANTIATE_TEST_SUITE_P(Signals, IgnoredSignal, ::testing::Values(SIGHUP, SIGUSR2),
-                         signal_label);
+INSTANTIATE_TEST_SUITE_P(Signals, IgnoredSignal, ::testing::Values(SIGHUP, SIGUSR2), signal_label);
 
 // SIGTERM, SIGINT and SIGQUIT each stop the server gracefully: it stops accepting, keeps sending what
 // it owes a client that reads slowly (so it is still running a while after the signal), closes once
@@ -164,8 +169,7 @@ TEST_P(StopSignal, DrainsWhatIsOwedAndExitsZero) {
     EXPECT_NE(p.log().find(kSummary), std::string::npos) << p.log();
 }
 
-INSTANTIATE_TEST_SUITE_P(Signals, StopSignal, ::testing::Values(SIGTERM, SIGINT, SIGQUIT),
-                         signal_label);
+INSTANTIATE_TEST_SUITE_P(Signals, StopSignal, ::testing::Values(SIGTERM, SIGINT, SIGQUIT), signal_label);
 
 // A second stop signal, of any of the three kinds, ends a drain that is waiting on a client at once.
 class SecondStopSignal : public ::testing::TestWithParam<std::pair<int, int>> {};

@@ -68,8 +68,8 @@ using namespace std::chrono_literals;
 
 // A scrape that gives up after deadline_ms: the whole response and how long it took, or nullopt if the
 // endpoint did not answer and close in time.
-std::optional<std::pair<std::string, int64_t>> timed_scrape(uint16_t port, int deadline_ms,
-                                                           const std::string& request = "GET /metrics HTTP/1.1\r\n\r\n") {
+std::optional<std::pair<std::string, int64_t>> timed_scrape(
+    uint16_t port, int deadline_ms, const std::string& request = "GET /metrics HTTP/1.1\r\n\r\n") {
     auto start = Clock::now();
     UniqueFd fd = connect_blocking(port);  // completes in the kernel's backlog even if nobody accepts
     send_all(fd.get(), request);
@@ -335,7 +335,7 @@ TEST(MetricsEndpoint, AnswersOnlyGetMetrics) {
         {"GET /other HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"},
         {"GET /metricsx HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found\r\n"},
         {"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed\r\n"},
-        {"\x16\x03\x01\x02\x00\x01", "HTTP/1.1 400 Bad Request\r\n"},  // a TLS hello: 400 without waiting
+        {"\x16\x03\x01\x02\x00\x01", "HTTP/1.1 400 Bad Request\r\n"},     // a TLS hello: 400 without waiting
         {"GET /metrics\r\nHost: x\r\n", "HTTP/1.1 400 Bad Request\r\n"},  // no version: 400 at the line's end
         {"GET /metrics HTTP/1.1\r\nX: " + std::string(2000, 'a'), "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
     };

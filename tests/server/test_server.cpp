@@ -184,7 +184,8 @@ TEST_P(ServerTest, ReadingPausesAboveHighWaterAndResumesBelowLowWater) {
     const std::string& p = s.payloads[0];
     // Send without reading until the socket has stayed full for a second: the server stopped reading.
     while (s.send_offset < p.size()) {
-        const ssize_t n = ::send(s.fd.get(), p.data() + s.send_offset, p.size() - s.send_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+        const ssize_t n =
+            ::send(s.fd.get(), p.data() + s.send_offset, p.size() - s.send_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             s.sent.append(p.data() + s.send_offset, static_cast<size_t>(n));
             s.send_offset += static_cast<size_t>(n);

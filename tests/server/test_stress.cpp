@@ -51,7 +51,8 @@ Exchange http_exchange(std::mt19937_64& rng) {
     for (size_t k = 1 + rng() % 4; k > 0; --k) {
         size_t n = rng() % 16384;
         bool head = rng() % 4 == 0;
-        e.request += std::string(head ? "HEAD" : "GET") + " /bytes/" + std::to_string(n) + " HTTP/1.1\r\nHost: s\r\n\r\n";
+        e.request +=
+            std::string(head ? "HEAD" : "GET") + " /bytes/" + std::to_string(n) + " HTTP/1.1\r\nHost: s\r\n\r\n";
         e.reply += "HTTP/1.1 200 OK\r\nServer: kqserver\r\nDate: " + std::string(29, '\0') +
                    "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(n) +
                    "\r\nConnection: keep-alive\r\n\r\n";
@@ -117,8 +118,14 @@ private:
         s.x = {};
         if (s.rounds-- <= 0) return s.fd.reset();
         switch (rng_() % 16) {
-        case 0: ++tally_.closes; s.fd.reset(); return open(s);
-        case 1: ++tally_.resets; close_with_reset(std::move(s.fd)); return open(s);
+        case 0:
+            ++tally_.closes;
+            s.fd.reset();
+            return open(s);
+        case 1:
+            ++tally_.resets;
+            close_with_reset(std::move(s.fd));
+            return open(s);
         case 2: {
             ++tally_.aborts;  // a request in flight, then gone: the server must cope, nobody checks a reply
             Exchange x = make_(rng_);
@@ -126,7 +133,8 @@ private:
             close_with_reset(std::move(s.fd));
             return open(s);
         }
-        default: s.x = make_(rng_);
+        default:
+            s.x = make_(rng_);
         }
     }
 
@@ -165,7 +173,6 @@ private:
     std::vector<Slot> slots_;
     Tally tally_;
 };
-
 
 TEST(Stress, ThousandConnectionsMixedProtocolsRandomClosesAndResets) {
     auto config = [](Dispatch d) {
@@ -213,11 +220,12 @@ TEST(Stress, ThousandConnectionsMixedProtocolsRandomClosesAndResets) {
     }
     for (auto* s : servers) s->stop();  // joins: a worker that cannot stop hangs the test here
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
-    std::printf("stress: %llu connections (1000 at once), %llu verified exchanges, %llu closes, %llu resets, "
-                "%llu abandoned requests, %lld ms\n",
-                static_cast<unsigned long long>(all.connections), static_cast<unsigned long long>(all.verified),
-                static_cast<unsigned long long>(all.closes), static_cast<unsigned long long>(all.resets),
-                static_cast<unsigned long long>(all.aborts), static_cast<long long>(ms));
+    std::printf(
+        "stress: %llu connections (1000 at once), %llu verified exchanges, %llu closes, %llu resets, "
+        "%llu abandoned requests, %lld ms\n",
+        static_cast<unsigned long long>(all.connections), static_cast<unsigned long long>(all.verified),
+        static_cast<unsigned long long>(all.closes), static_cast<unsigned long long>(all.resets),
+        static_cast<unsigned long long>(all.aborts), static_cast<long long>(ms));
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ struct Response {
 };
 
 inline std::string request(std::string_view method, std::string_view path, std::string_view extra_headers = "",
-                    std::string_view version = "HTTP/1.1") {
+                           std::string_view version = "HTTP/1.1") {
     std::string r;
     r.append(method).append(" ").append(path).append(" ").append(version).append("\r\nHost: test\r\n");
     return r.append(extra_headers).append("\r\n");
@@ -58,7 +58,6 @@ public:
         ssize_t n = ::recv(fd_.get(), &c, 1, 0);
         return n == 0 || (n < 0 && errno == ECONNRESET);
     }
-
 };
 
 inline Response garbled() {

@@ -46,8 +46,7 @@ public:
           thread_([this] { run(); }) {}
     // A protocol built by the test, e.g. make_http_protocol() with non-default options.
     RunningServer(ServerConfig cfg, std::unique_ptr<Protocol> protocol)
-        : server_(std::make_unique<Server>(with_defaults(cfg), std::move(protocol))),
-          thread_([this] { run(); }) {}
+        : server_(std::make_unique<Server>(with_defaults(cfg), std::move(protocol))), thread_([this] { run(); }) {}
     // The default config with the test's protocol.
     explicit RunningServer(std::unique_ptr<Protocol> protocol) : RunningServer(ServerConfig{}, std::move(protocol)) {}
     ~RunningServer() { stop(); }

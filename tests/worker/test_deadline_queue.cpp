@@ -31,9 +31,15 @@ TEST(DeadlineQueue, MatchesAReferenceUnderRandomArmsMovesAndCancels) {
         Probe& t = timers[rng() % timers.size()];
         if (t.armed()) ref.erase(ref.find({t.expiry_ms(), &t}));
         switch (rng() % 4) {
-        case 0: q.cancel(t); break;
-        case 1: q.arm_by(t, static_cast<int64_t>(rng() % 1000)); break;
-        default: q.arm(t, static_cast<int64_t>(rng() % 1000)); break;
+        case 0:
+            q.cancel(t);
+            break;
+        case 1:
+            q.arm_by(t, static_cast<int64_t>(rng() % 1000));
+            break;
+        default:
+            q.arm(t, static_cast<int64_t>(rng() % 1000));
+            break;
         }
         if (t.armed()) ref.insert({t.expiry_ms(), &t});
         ASSERT_EQ(q.size(), ref.size());

@@ -221,8 +221,8 @@ TEST_P(FaultTest, ResetMidWriteClosesOnlyThatConnection) {
     close_with_reset(std::move(victim));
     ASSERT_TRUE(eventually([&] { return stats.closed.get() == 1; }));
     expect_healthy(healthy, 20);
-    EXPECT_EQ(stats.errors.get(), 1u);  // the failed write (EPIPE/ECONNRESET), once
-    EXPECT_EQ(stats.closed.get(), 1u);  // only the victim
+    EXPECT_EQ(stats.errors.get(), 1u);             // the failed write (EPIPE/ECONNRESET), once
+    EXPECT_EQ(stats.closed.get(), 1u);             // only the victim
     EXPECT_LT(stats.bytes_written.get(), kReply);  // the tail was dropped, not written somewhere
     srv.stop();
     EXPECT_EQ(stats.closed.get(), 2u);
@@ -238,7 +238,8 @@ TEST_P(FaultTest, ResetMidReadClosesOnlyThatConnection) {
     http::Client healthy(srv.port());
     expect_healthy(healthy, 5);
     const std::string partial_head = "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(2000, 'a');
-    const std::string partial_body = http::request("POST", "/", "Content-Length: 10000000\r\n") + std::string(300'000, 'b');
+    const std::string partial_body =
+        http::request("POST", "/", "Content-Length: 10000000\r\n") + std::string(300'000, 'b');
     uint64_t expected_errors = 0;
     for (const std::string& partial : {partial_head, partial_body}) {
         uint64_t read_before = stats.bytes_read.get();
@@ -276,8 +277,7 @@ TEST_P(FaultTest, RequestTimeoutDuringAFastUploadAnswers408AndClosesCleanly) {
     send_all(uploader.get(), http::request("POST", "/", "Content-Length: 1000000000000\r\n"));
     std::thread pusher([fd = uploader.get()] {
         std::string chunk(1 << 20, 'u');
-        while (::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) > 0) {
-        }
+        while (::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) > 0) {}
     });
     std::string reply = recv_until_eof(uploader.get());
     ::shutdown(uploader.get(), SHUT_RDWR);  // ends the pusher if the server has not reset it yet

@@ -15,9 +15,9 @@ using namespace kq::test;
 
 namespace {
 
-constexpr int kSmallBuffer = 4096;      // the server's send buffer, and its high-water mark
+constexpr int kSmallBuffer = 4096;        // the server's send buffer, and its high-water mark
 constexpr int kClientBuffer = 64 * 1024;  // small enough to fill, large enough to avoid tiny windows
-constexpr size_t kBig = 400'000;         // an answer that cannot fit in both buffers
+constexpr size_t kBig = 400'000;          // an answer that cannot fit in both buffers
 
 // A line protocol with every kind of request a session can be in: each line is echoed; "big\n" answers
 // kBig bytes; "close\n" closes, leaving whatever followed it unread; a line still arriving is a request
@@ -60,8 +60,8 @@ const char* name(State s) {
     return names[static_cast<int>(s)];
 }
 const char* name(Event e) {
-    constexpr const char* names[] = {"Drain", "StopNow", "IdleTimeout", "RequestTimeout", "LingerTimeout",
-                                     "Reset", "PeerEof"};
+    constexpr const char* names[] = {"Drain",         "StopNow", "IdleTimeout", "RequestTimeout",
+                                     "LingerTimeout", "Reset",   "PeerEof"};
     return names[static_cast<int>(e)];
 }
 
@@ -110,14 +110,18 @@ void enter(State state, int fd, const Server& server) {
         send_all(fd, "hi\n");
         ASSERT_EQ(recv_exact(fd, 3), "hi\n");
         break;
-    case State::mid_request: send_and_wait("abc"); break;
-    case State::read_paused:
-        send_and_wait("big\n");          // far more output than high water: reading stops
-        send_all(fd, "more\n");          // left in the kernel while paused
+    case State::mid_request:
+        send_and_wait("abc");
         break;
-    case State::flushing: send_and_wait("big\nclose\n"); break;  // closing, most of the answer unsent
+    case State::read_paused:
+        send_and_wait("big\n");  // far more output than high water: reading stops
+        send_all(fd, "more\n");  // left in the kernel while paused
+        break;
+    case State::flushing:
+        send_and_wait("big\nclose\n");
+        break;  // closing, most of the answer unsent
     case State::lingering:
-        send_all(fd, "close\nignored");  // input after the close: the server half-closes and lingers
+        send_all(fd, "close\nignored");              // input after the close: the server half-closes and lingers
         ASSERT_EQ(read_until_closed(fd).bytes, "");  // its FIN
         break;
     }
@@ -129,7 +133,8 @@ std::string owed(State state, Event event) {
     bool cut = event == Event::stop_now || event == Event::idle_timeout;
     switch (state) {
     case State::idle:
-    case State::lingering: return "";
+    case State::lingering:
+        return "";
     case State::mid_request:
         if (cut) return "";
         return event == Event::request_timeout || event == Event::drain ? "timeout\n" : "";
@@ -137,7 +142,8 @@ std::string owed(State state, Event event) {
         if (cut) return std::string(1, '\0');
         // A graceful stop answers what was read: "more" was still in the kernel.
         return std::string(kBig, 'x') + (event == Event::drain ? "" : "more\n");
-    case State::flushing: return cut ? std::string(1, '\0') : std::string(kBig, 'x');
+    case State::flushing:
+        return cut ? std::string(1, '\0') : std::string(kBig, 'x');
     }
     return "";
 }
@@ -151,10 +157,18 @@ TEST_P(Lifecycle, ClosesAndDeliversWhatIsOwed) {
 
     Received got;
     switch (event) {
-    case Event::drain: srv.server().stop(); break;
-    case Event::stop_now: srv.server().stop_now(); break;
-    case Event::reset: close_with_reset(std::move(fd)); break;
-    case Event::peer_eof: ASSERT_EQ(::shutdown(fd.get(), SHUT_WR), 0); break;
+    case Event::drain:
+        srv.server().stop();
+        break;
+    case Event::stop_now:
+        srv.server().stop_now();
+        break;
+    case Event::reset:
+        close_with_reset(std::move(fd));
+        break;
+    case Event::peer_eof:
+        ASSERT_EQ(::shutdown(fd.get(), SHUT_WR), 0);
+        break;
     case Event::idle_timeout:  // the server's own timer acts; the client stays silent
         ASSERT_TRUE(eventually([&] { return worker_total(srv.server(), &WorkerStats::closed) == 1; }));
         break;
@@ -184,7 +198,8 @@ TEST_P(Lifecycle, ClosesAndDeliversWhatIsOwed) {
     } else {
         // A graceful stop reaches the worker when it next wakes; if the client's reading let it flush
         // below low water and resume first, "more" was read before the drain began and is answered too.
-        const bool read_before_drain = state == State::read_paused && event == Event::drain && got.bytes == want + "more\n";
+        const bool read_before_drain =
+            state == State::read_paused && event == Event::drain && got.bytes == want + "more\n";
         if (!read_before_drain) {
             EXPECT_EQ(got.bytes.size(), want.size());
             EXPECT_TRUE(got.bytes == want) << "got " << got.bytes.substr(0, 40);

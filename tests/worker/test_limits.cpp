@@ -30,7 +30,7 @@ TEST(Limits, IdleConnectionsAreClosedActiveOnesAreNot) {
         ASSERT_EQ(recv_exact(busy.get(), 1), "y") << "an active connection was closed";
         std::this_thread::sleep_for(100ms);  // pacing of the traffic, not synchronisation
     }
-    EXPECT_EQ(recv_until_eof(idle.get()), "");  // the idle one got EOF ...
+    EXPECT_EQ(recv_until_eof(idle.get()), "");                          // the idle one got EOF ...
     EXPECT_EQ(srv.server().worker(0).stats().idle_timeouts.get(), 1u);  // ... and only it timed out
 }
 
@@ -100,7 +100,9 @@ TEST(Limits, PipelinedRequestsEachGetTheirOwnTimeout) {
     std::string stream;
     const auto answers = [&] {
         size_t n = 0;
-        for (size_t at = stream.find("HTTP/1.1 200 "); at != std::string::npos; at = stream.find("HTTP/1.1 200 ", at + 1)) ++n;
+        for (size_t at = stream.find("HTTP/1.1 200 "); at != std::string::npos;
+             at = stream.find("HTTP/1.1 200 ", at + 1))
+            ++n;
         return n;
     };
     for (size_t i = 1; i <= 15; ++i) {

@@ -29,15 +29,18 @@ public:
         h.prev = tail_;
         h.next = nullptr;
         h.linked = true;
-        if (tail_) (tail_->*Hook).next = &x; else head_ = &x;
+        if (tail_) (tail_->*Hook).next = &x;
+        else head_ = &x;
         tail_ = &x;
         ++size_;
     }
     void remove(T& x) noexcept {
         auto& h = x.*Hook;
         if (!h.linked) return;
-        if (h.prev) (h.prev->*Hook).next = h.next; else head_ = h.next;
-        if (h.next) (h.next->*Hook).prev = h.prev; else tail_ = h.prev;
+        if (h.prev) (h.prev->*Hook).next = h.next;
+        else head_ = h.next;
+        if (h.next) (h.next->*Hook).prev = h.prev;
+        else tail_ = h.prev;
         h = ListHook<T>{};
         --size_;
     }

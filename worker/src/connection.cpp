@@ -83,9 +83,14 @@ void Connection::read_input() {
         read_open();
         end_if_draining();
         return;
-    case ConnState::closing: read_pending_ = true; return;
-    case ConnState::lingering: discard_input(); return;
-    case ConnState::closed: return;
+    case ConnState::closing:
+        read_pending_ = true;
+        return;
+    case ConnState::lingering:
+        discard_input();
+        return;
+    case ConnState::closed:
+        return;
     }
 }
 

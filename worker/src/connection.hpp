@@ -114,19 +114,19 @@ private:
     std::unique_ptr<Session> session_;
     OutBuffer out_;
     ConnState state_ = ConnState::open;
-    bool request_timed_ = false;   // open, mid-request: the request time-out runs from request_began_ms_
-    bool peer_eof_ = false;        // read() returned 0
-    bool eof_hint_ = false;        // the poller reported EOF: a short read no longer proves drained
-    bool read_paused_ = false;     // backpressure: output above high water
-    bool read_pending_ = false;    // input may be waiting that no new edge will announce
-    bool queued_ = false;          // on the worker's resume list
-    bool nodelay_pending_ = false; // TCP_NODELAY is still to be set, before the second write
-    bool wrote_ = false;           // a write was attempted (the first one needs no TCP_NODELAY)
-    bool output_waited_ = false;   // some output had to wait for the socket: the client is slower than us
-    bool answered_ = false;        // the session counted a request during the current on_data()
-    int64_t last_active_ms_ = 0;   // last read or write progress (worker's coarse clock)
-    int64_t request_began_ms_ = 0; // when the unfinished request began (valid while request_timed_)
-    int64_t linger_since_ms_ = 0;  // when the lingering close began (valid while lingering)
+    bool request_timed_ = false;    // open, mid-request: the request time-out runs from request_began_ms_
+    bool peer_eof_ = false;         // read() returned 0
+    bool eof_hint_ = false;         // the poller reported EOF: a short read no longer proves drained
+    bool read_paused_ = false;      // backpressure: output above high water
+    bool read_pending_ = false;     // input may be waiting that no new edge will announce
+    bool queued_ = false;           // on the worker's resume list
+    bool nodelay_pending_ = false;  // TCP_NODELAY is still to be set, before the second write
+    bool wrote_ = false;            // a write was attempted (the first one needs no TCP_NODELAY)
+    bool output_waited_ = false;    // some output had to wait for the socket: the client is slower than us
+    bool answered_ = false;         // the session counted a request during the current on_data()
+    int64_t last_active_ms_ = 0;    // last read or write progress (worker's coarse clock)
+    int64_t request_began_ms_ = 0;  // when the unfinished request began (valid while request_timed_)
+    int64_t linger_since_ms_ = 0;   // when the lingering close began (valid while lingering)
 };
 
 }  // namespace kq

@@ -54,7 +54,8 @@ public:
         }
         const int64_t old = t.expiry_ms_;
         t.expiry_ms_ = expiry_ms;
-        if (expiry_ms <= old) sift_up(t.slot_); else sift_down(t.slot_);
+        if (expiry_ms <= old) sift_up(t.slot_);
+        else sift_down(t.slot_);
     }
     // Arms t at expiry_ms unless it is armed to expire no later than that already.
     void arm_by(Timer& t, int64_t expiry_ms) {

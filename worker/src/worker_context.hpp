@@ -16,20 +16,19 @@
 namespace kq {
 
 struct WorkerContext {
-    WorkerContext(const WorkerConfig& cfg, WorkerStats& stats)
-        : cfg_(cfg), stats_(stats), scratch_(cfg.read_buffer) {}
+    WorkerContext(const WorkerConfig& cfg, WorkerStats& stats) : cfg_(cfg), stats_(stats), scratch_(cfg.read_buffer) {}
 
     using OpenList = IntrusiveList<Connection, &Connection::lru_>;
 
     WorkerConfig cfg_;
     WorkerStats& stats_;
-    std::vector<char> scratch_;            // every read lands here; sessions copy what they keep
-    int64_t now_ms_ = 0;                   // coarse clock, read once per loop iteration
-    bool draining_ = false;                // a graceful stop is under way
-    DeadlineQueue timers_;                 // one timer per connection: its state's earliest deadline
-    OpenList open_;                        // every connection not yet closed, in admission order
-    std::vector<Connection*> scheduled_;   // the resume list: input no edge will announce again
-    std::vector<Connection*> graveyard_;   // closed during this batch; freed after it
+    std::vector<char> scratch_;           // every read lands here; sessions copy what they keep
+    int64_t now_ms_ = 0;                  // coarse clock, read once per loop iteration
+    bool draining_ = false;               // a graceful stop is under way
+    DeadlineQueue timers_;                // one timer per connection: its state's earliest deadline
+    OpenList open_;                       // every connection not yet closed, in admission order
+    std::vector<Connection*> scheduled_;  // the resume list: input no edge will announce again
+    std::vector<Connection*> graveyard_;  // closed during this batch; freed after it
 };
 
 }  // namespace kq

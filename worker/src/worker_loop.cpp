@@ -4,10 +4,10 @@
 
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <chrono>
 #include <new>
-#include <spdlog/spdlog.h>
 
 namespace kq {
 
@@ -51,8 +51,10 @@ void WorkerLoop::run() {
         stats_.events.add(static_cast<uint64_t>(n));
         stats_.events_per_wait.record(static_cast<uint64_t>(n));
         // The hand-off mode decides once per batch whether an event may be a connection's first.
-        if (cfg_.direct_handoff) for (int i = 0; i < n; ++i) handle<true>(events_[static_cast<size_t>(i)]);
-        else for (int i = 0; i < n; ++i) handle<false>(events_[static_cast<size_t>(i)]);
+        if (cfg_.direct_handoff)
+            for (int i = 0; i < n; ++i) handle<true>(events_[static_cast<size_t>(i)]);
+        else
+            for (int i = 0; i < n; ++i) handle<false>(events_[static_cast<size_t>(i)]);
         run_scheduled();
         if (accept_ready()) accept_clients();
         expire_timeouts();
@@ -150,7 +152,8 @@ void WorkerLoop::handle(const PollEvent& ev) {
 int WorkerLoop::wait_timeout_ms() const {
     int64_t deadline = timers_.earliest_ms();
     if (draining_) deadline = std::min(deadline, drain_deadline_ms_);
-    if (accept_pending_ && accept_.paused_until_ms() > now_ms_) deadline = std::min(deadline, accept_.paused_until_ms());
+    if (accept_pending_ && accept_.paused_until_ms() > now_ms_)
+        deadline = std::min(deadline, accept_.paused_until_ms());
     if (deadline == Timer::kNever) return -1;
     return static_cast<int>(std::clamp<int64_t>(deadline - now_ms_ + 1, 1, 60'000));
 }

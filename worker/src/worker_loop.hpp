@@ -81,7 +81,7 @@ private:
 
     // --accept reuseport: the listening socket, its limit and pauses (its udata is &accept_).
     AcceptLoop accept_{stats_.accept, "worker accept4"};
-    bool accept_pending_ = false;          // the backlog may hold clients: accept before sleeping
+    bool accept_pending_ = false;  // the backlog may hold clients: accept before sleeping
 };
 
 }  // namespace kq

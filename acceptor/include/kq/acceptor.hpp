@@ -70,7 +70,7 @@ private:
     std::vector<uint64_t> handed_;
     std::unique_ptr<Counter[]> full_per_worker_;
     size_t next_ = 0;
-    std::deque<UniqueFd> pending_;   // accepted fds no worker queue had room for yet
+    std::deque<UniqueFd> pending_;  // accepted fds no worker queue had room for yet
 };
 
 }  // namespace kq

@@ -23,9 +23,9 @@ protected:
 };
 
 struct WorkerLink {
-    Mailbox* mailbox;          // push accepted fds here (acceptor thread only)
-    const Counter* closed;     // connections the worker has closed so far (any thread may read)
-    DirectRegistrar* direct;   // --handoff direct (acceptor thread only)
+    Mailbox* mailbox;         // push accepted fds here (acceptor thread only)
+    const Counter* closed;    // connections the worker has closed so far (any thread may read)
+    DirectRegistrar* direct;  // --handoff direct (acceptor thread only)
 };
 
 }  // namespace kq

@@ -48,7 +48,7 @@ TEST(kvstoreCommands, SetGetDel) {
     EXPECT_EQ(run(store, "SET k hello world"), "OK\n");
     EXPECT_EQ(run(store, "GET k"), "VALUE hello world\n");
     EXPECT_EQ(run(store, "SET k v2"), "OK\n");
-    EXPECT_EQ(run(store, "get k"), "VALUE v2\n");  // commands are case-insensitive
+    EXPECT_EQ(run(store, "get k"), "VALUE v2\n");   // commands are case-insensitive
     EXPECT_EQ(run(store, "GET K"), "NOT_FOUND\n");  // keys are not
     EXPECT_EQ(run(store, "DEL k"), "DELETED\n");
     EXPECT_EQ(run(store, "DEL k"), "NOT_FOUND\n");

@@ -28,7 +28,7 @@ std::string_view accept_mode_name(AcceptMode m);
 
 struct ServerConfig {
     ListenOptions listen;
-    int workers = 0;  // 0 = number of cores
+    int workers = 0;                            // 0 = number of cores
     Dispatch dispatch = Dispatch::round_robin;  // acceptor mode only
     Handoff handoff = Handoff::queue;           // acceptor mode only
     AcceptMode accept = AcceptMode::acceptor;
@@ -76,7 +76,7 @@ private:
     ServerConfig cfg_;
     std::unique_ptr<Protocol> protocol_;
     std::vector<std::unique_ptr<Worker>> workers_;
-    std::unique_ptr<Acceptor> acceptor_;  // null with reuseport
+    std::unique_ptr<Acceptor> acceptor_;       // null with reuseport
     std::atomic<bool> stop_requested_{false};  // reuseport: what run() waits for
     std::atomic<bool> immediate_{false};
     uint16_t port_ = 0;

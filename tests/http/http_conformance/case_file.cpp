@@ -13,7 +13,8 @@ namespace {
 int parse_int(std::string_view s, std::string_view what) {
     int v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || end != s.data() + s.size() || v < 0) bad(std::string(what) + ": not a number: " + std::string(s));
+    if (ec != std::errc() || end != s.data() + s.size() || v < 0)
+        bad(std::string(what) + ": not a number: " + std::string(s));
     return v;
 }
 
@@ -45,18 +46,31 @@ std::string take_quoted(std::string_view& s) {
         }
         if (++i >= s.size()) break;
         switch (s[i]) {
-        case 'r': out += '\r'; break;
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case '0': out += '\0'; break;
-        case '\\': out += '\\'; break;
-        case '"': out += '"'; break;
+        case 'r':
+            out += '\r';
+            break;
+        case 'n':
+            out += '\n';
+            break;
+        case 't':
+            out += '\t';
+            break;
+        case '0':
+            out += '\0';
+            break;
+        case '\\':
+            out += '\\';
+            break;
+        case '"':
+            out += '"';
+            break;
         case 'x':
             if (i + 2 >= s.size()) bad("\\x needs two hex digits");
             out += static_cast<char>(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
             i += 2;
             break;
-        default: bad(std::string("unknown escape \\") + s[i]);
+        default:
+            bad(std::string("unknown escape \\") + s[i]);
         }
     }
     if (i >= s.size()) bad("unterminated string");

@@ -42,10 +42,10 @@ struct Case {
     int requests = 1;                 // requests the bytes hold: the probe is the one after them
     std::set<int> head;               // which of them (1-based) are HEAD: their answers have no body
     Expectation expect = Expectation::same;
-    Outcome outcome;                  // differs, known_bug: kqserver's exact outcome
-    std::string reason;               // differs, known_bug: why, with the RFC section
+    Outcome outcome;     // differs, known_bug: kqserver's exact outcome
+    std::string reason;  // differs, known_bug: why, with the RFC section
 
-    std::string bytes() const;        // the pieces joined
+    std::string bytes() const;  // the pieces joined
     bool split() const { return split_bytes || pieces.size() > 1; }
 };
 

@@ -20,8 +20,8 @@ namespace kq::conformance {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kStartMs = 20'000;      // to listen, even on a loaded machine or under a sanitizer
-constexpr int kBindAttempts = 5;      // nginx is given a port that was free a moment ago; another may take it
+constexpr int kStartMs = 20'000;  // to listen, even on a loaded machine or under a sanitizer
+constexpr int kBindAttempts = 5;  // nginx is given a port that was free a moment ago; another may take it
 
 int ms_left(Clock::time_point deadline) {
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -75,8 +75,7 @@ bool wait_for_file(const std::string& dir, const std::string& name, ChildProcess
         pollfd p[2] = {{in.get(), POLLIN, 0}, {child.pidfd(), POLLIN, 0}};
         if (::poll(p, 2, ms_left(deadline)) == 0 || (p[1].revents & POLLIN)) return false;
         alignas(inotify_event) char events[4096];
-        while (::read(in.get(), events, sizeof events) > 0) {
-        }
+        while (::read(in.get(), events, sizeof events) > 0) {}
     }
 }
 
@@ -96,14 +95,16 @@ std::string nginx_config(const std::string& dir, uint16_t port, const Limits& li
       << "  client_body_temp_path " << dir << "/client_body;\n  proxy_temp_path " << dir << "/proxy;\n"
       << "  fastcgi_temp_path " << dir << "/fastcgi;\n  uwsgi_temp_path " << dir << "/uwsgi;\n"
       << "  scgi_temp_path " << dir << "/scgi;\n"
-      << "  client_max_body_size " << lim.max_body << ";\n"
+      << "  client_max_body_size " << lim.max_body
+      << ";\n"
       // nginx bounds a head by buffers, not by its total: a head that fits in client_header_buffer_size is
       // read in that one buffer; past it, the line being read moves to a large buffer, and a request line
       // that does not fit one is 414, any other line 400. One buffer of kqserver's --max-header takes every
       // head kqserver takes; two large buffers of 1 KiB let a head overrun it by at most about 2 KiB (a
       // head over that is refused by both) and let pipelined heads keep rotating through the buffers.
       << "  client_header_buffer_size " << lim.max_header << ";\n  large_client_header_buffers 2 1k;\n"
-      << "  client_header_timeout " << t << ";\n  client_body_timeout " << t << ";\n"
+      << "  client_header_timeout " << t << ";\n  client_body_timeout " << t
+      << ";\n"
       // nginx closes a connection after 1000 requests by default; kqserver serves any number.
       << "  keepalive_timeout " << t << ";\n  keepalive_requests 1000000;\n  send_timeout " << t << ";\n"
       << "  lingering_close on;\n  lingering_timeout " << t << ";\n"
@@ -116,7 +117,8 @@ std::string nginx_config(const std::string& dir, uint16_t port, const Limits& li
 
 std::unique_ptr<Server> start_nginx(const std::string& binary, const TempDir& dir, const Limits& limits) {
     if (::access(binary.c_str(), X_OK) != 0)
-        throw std::runtime_error("no nginx at " + binary + ": install nginx-light (scripts/install-deps.sh) or set NGINX");
+        throw std::runtime_error("no nginx at " + binary +
+                                 ": install nginx-light (scripts/install-deps.sh) or set NGINX");
     const std::string conf = dir.path() + "/nginx.conf", log = dir.path() + "/nginx.log";
     for (int attempt = 1;; ++attempt) {
         const uint16_t port = free_port();
@@ -124,8 +126,8 @@ std::unique_ptr<Server> start_nginx(const std::string& binary, const TempDir& di
         UniqueFd log_fd = open_log(log);
         std::filesystem::remove(dir.path() + "/nginx.pid");
         auto child = std::make_unique<ChildProcess>(
-            std::vector<std::string>{binary, "-p", dir.path(), "-c", conf, "-g", "daemon off; master_process off;"},
-            -1, log_fd.get());
+            std::vector<std::string>{binary, "-p", dir.path(), "-c", conf, "-g", "daemon off; master_process off;"}, -1,
+            log_fd.get());
         if (wait_for_file(dir.path(), "nginx.pid", *child, Clock::now() + std::chrono::milliseconds(kStartMs)))
             return std::make_unique<ChildServer>(std::move(child), port, SIGTERM);
         child.reset();  // killed if it still runs

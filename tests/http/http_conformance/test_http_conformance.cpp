@@ -29,8 +29,8 @@ using namespace kq::conformance;
 
 namespace {
 
-constexpr size_t kParallel = 16;      // connections in flight at once, over both servers
-constexpr int kDeadlineMs = 8'000;    // per connection: the servers' 2 s time-outs, several times over
+constexpr size_t kParallel = 16;    // connections in flight at once, over both servers
+constexpr int kDeadlineMs = 8'000;  // per connection: the servers' 2 s time-outs, several times over
 constexpr size_t kMinCases = 160;
 
 std::string env_or(const char* name, const char* fallback) {
@@ -89,7 +89,8 @@ Verdict judge(const CaseRun& r) {
         v.failure = "kqserver's answer could not be read: " + v.kq.text();
     } else if (!errors_close(v.kq.outcome)) {
         v.failure = "kqserver went on after an error answer";
-    } else if (Result split = result_of(r.kq_split, c); c.split() && (!split.clean() || split.outcome != v.kq.outcome)) {
+    } else if (Result split = result_of(r.kq_split, c);
+               c.split() && (!split.clean() || split.outcome != v.kq.outcome)) {
         v.failure = "sent in pieces, kqserver answered " + split.text() + " instead of " + v.kq.outcome.text();
     } else if (c.expect == Expectation::same) {
         if (!same_classes(v.kq.outcome, v.nginx.outcome)) v.failure = "kqserver differs from nginx";
@@ -106,9 +107,12 @@ Verdict judge(const CaseRun& r) {
 
 const char* word(Expectation e) {
     switch (e) {
-    case Expectation::same: return "same";
-    case Expectation::differs: return "differs";
-    case Expectation::known_bug: return "known-bug";
+    case Expectation::same:
+        return "same";
+    case Expectation::differs:
+        return "differs";
+    case Expectation::known_bug:
+        return "known-bug";
     }
     return "?";
 }

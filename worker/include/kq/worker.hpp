@@ -24,16 +24,16 @@ namespace kq {
 
 struct WorkerConfig {
     Backend backend = Backend::automatic;
-    int batch = 256;                   // events taken per wait
+    int batch = 256;  // events taken per wait
     bool tcp_nodelay = true;
-    size_t read_buffer = 64 * 1024;    // per-worker scratch buffer; idle connections hold none
-    size_t reads_per_event = 16;       // then the connection yields to others and is resumed next loop
-    size_t high_water = 1 << 20;       // stop reading a client whose unsent output exceeds this
-    size_t low_water = 256 * 1024;     // resume reading once its output drains below this
-    int idle_timeout_ms = 60'000;      // close a connection with no traffic for this long (0 = never)
-    int request_timeout_ms = 10'000;   // a request begun but unfinished this long: on_request_timeout (0 = never)
-    int drain_timeout_ms = 10'000;     // graceful stop: connections still owing output are cut after this
-    int linger_ms = 2'000;             // lingering close: read and discard a closing client's input this long (0 = off)
+    size_t read_buffer = 64 * 1024;   // per-worker scratch buffer; idle connections hold none
+    size_t reads_per_event = 16;      // then the connection yields to others and is resumed next loop
+    size_t high_water = 1 << 20;      // stop reading a client whose unsent output exceeds this
+    size_t low_water = 256 * 1024;    // resume reading once its output drains below this
+    int idle_timeout_ms = 60'000;     // close a connection with no traffic for this long (0 = never)
+    int request_timeout_ms = 10'000;  // a request begun but unfinished this long: on_request_timeout (0 = never)
+    int drain_timeout_ms = 10'000;    // graceful stop: connections still owing output are cut after this
+    int linger_ms = 2'000;            // lingering close: read and discard a closing client's input this long (0 = off)
     // Read a new connection before registering it: worth it when its first bytes are known to be there
     // (the Server sets it when the listener defers accepts); otherwise that read mostly finds nothing.
     bool read_on_admit = false;
