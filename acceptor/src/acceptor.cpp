@@ -3,8 +3,8 @@
 #include "kq/acceptor.hpp"
 
 #include <array>
-#include <chrono>
 
+#include "kq/clock.hpp"
 #include "kq/enum_names.hpp"
 
 namespace kq {
@@ -31,11 +31,6 @@ Acceptor::Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch
     poller_->add_readonly(accept_.fd(), &listen_token);
 }
 
-int64_t Acceptor::now_ms() const noexcept {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-}
-
 void Acceptor::request_stop() noexcept {
     stop_.store(true, std::memory_order_release);
     poller_->wake();
@@ -44,7 +39,7 @@ void Acceptor::request_stop() noexcept {
 int Acceptor::wait_timeout_ms() const {
     if (!pending_.empty()) return kPendingRetryMs;
     if (accept_.at_limit()) return kLimitRetryMs;
-    int64_t left = accept_.paused_until_ms() - now_ms();
+    int64_t left = accept_.paused_until_ms() - steady_now_ms();
     return left > 0 ? static_cast<int>(left) + 1 : -1;
 }
 
@@ -58,7 +53,7 @@ void Acceptor::run() {
         // an extra accept4 that finds EAGAIN is cheaper than tracking which one it was.
         retry_pending();
         if (!pending_.empty()) continue;
-        if (accept_.paused_until_ms() > now_ms()) continue;
+        if (accept_.paused_until_ms() > steady_now_ms()) continue;
         drain_backlog();
     }
     pending_.clear();
@@ -70,7 +65,7 @@ void Acceptor::run() {
 void Acceptor::drain_backlog() {
     if (!pending_.empty()) return;
     accept_.accept(
-        now_ms(), [this] { return open_connections(); },
+        steady_now_ms(), [this] { return open_connections(); },
         [this](UniqueFd fd) {
             if (hand_off(fd)) return true;
             pending_.push_back(std::move(fd));

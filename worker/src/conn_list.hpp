@@ -1,9 +1,7 @@
-// Intrusive doubly-linked list: O(1) append, unlink and move-to-back, no allocation. The worker keeps
+// Intrusive doubly-linked list: O(1) append and unlink, no allocation. The worker keeps
 // its connections on one (WorkerContext::OpenList) to drain and close them all.
 // Thread rules: a list and its elements belong to one thread.
 #pragma once
-
-#include <cstddef>
 
 namespace kq {
 
@@ -18,9 +16,7 @@ template <class T, ListHook<T> T::*Hook>
 class IntrusiveList {
 public:
     bool empty() const noexcept { return head_ == nullptr; }
-    size_t size() const noexcept { return size_; }
     T* front() const noexcept { return head_; }
-    static bool contains(const T& x) noexcept { return (x.*Hook).linked; }
 
     // x must not be on this list already: linked twice, it would point at itself. The worker's
     // connection states make each push happen once (connection.hpp, ConnState).
@@ -32,7 +28,6 @@ public:
         if (tail_) (tail_->*Hook).next = &x;
         else head_ = &x;
         tail_ = &x;
-        ++size_;
     }
     void remove(T& x) noexcept {
         auto& h = x.*Hook;
@@ -42,18 +37,11 @@ public:
         if (h.next) (h.next->*Hook).prev = h.prev;
         else tail_ = h.prev;
         h = ListHook<T>{};
-        --size_;
-    }
-    void move_to_back(T& x) noexcept {
-        if (tail_ == &x) return;
-        remove(x);
-        push_back(x);
     }
 
 private:
     T* head_ = nullptr;
     T* tail_ = nullptr;
-    size_t size_ = 0;
 };
 
 }  // namespace kq

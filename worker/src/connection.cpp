@@ -25,7 +25,7 @@ void Connection::start() {
     nodelay_pending_ = w_.cfg_.tcp_nodelay;
     last_active_ms_ = w_.now_ms_;
     w_.open_.push_back(*this);
-    if (w_.cfg_.idle_timeout_ms > 0) w_.timers_.arm(*this, last_active_ms_ + w_.cfg_.idle_timeout_ms);
+    if (int64_t d = deadline(); d != Timer::kNever) w_.timers_.arm(*this, d);
 }
 
 void Connection::on_event(const PollEvent& ev) {
@@ -45,31 +45,36 @@ void Connection::on_event(const PollEvent& ev) {
 // moves on when it fires (expire), so a busy connection costs no queue operation per request.
 void Connection::touch() noexcept { last_active_ms_ = w_.now_ms_; }
 
-// The earliest time-out of the current state: idle always (write progress counts while closing); the
-// request's while one is timed (open only); the linger's while lingering.
+// Each time-out's deadline in the current state, Timer::kNever where it does not apply: idle always
+// (write progress counts while closing); the request's while one is timed (open only); the linger's while
+// lingering. The timer, its re-arming and the expiry all read them from here.
+int64_t Connection::idle_deadline() const noexcept {
+    return w_.cfg_.idle_timeout_ms > 0 ? last_active_ms_ + w_.cfg_.idle_timeout_ms : Timer::kNever;
+}
+int64_t Connection::request_deadline() const noexcept {
+    return request_timed_ && w_.cfg_.request_timeout_ms > 0 ? request_began_ms_ + w_.cfg_.request_timeout_ms
+                                                            : Timer::kNever;
+}
+int64_t Connection::linger_deadline() const noexcept {
+    return is(ConnState::lingering) ? linger_since_ms_ + w_.cfg_.linger_ms : Timer::kNever;
+}
 int64_t Connection::deadline() const noexcept {
-    const WorkerConfig& cfg = w_.cfg_;
-    int64_t d = Timer::kNever;
-    if (cfg.idle_timeout_ms > 0) d = last_active_ms_ + cfg.idle_timeout_ms;
-    if (request_timed_ && cfg.request_timeout_ms > 0) d = std::min(d, request_began_ms_ + cfg.request_timeout_ms);
-    if (is(ConnState::lingering)) d = std::min(d, linger_since_ms_ + cfg.linger_ms);
-    return d;
+    return std::min({idle_deadline(), request_deadline(), linger_deadline()});
 }
 
 // The timer fired, at or before the real deadline. Idle wins over the others when both have passed.
 void Connection::expire(int64_t now_ms) {
-    const WorkerConfig& cfg = w_.cfg_;
-    if (cfg.idle_timeout_ms > 0 && last_active_ms_ + cfg.idle_timeout_ms <= now_ms) {
+    if (idle_deadline() <= now_ms) {
         w_.stats_.idle_timeouts.add();
         close_now();
         return;
     }
-    if (request_timed_ && cfg.request_timeout_ms > 0 && request_began_ms_ + cfg.request_timeout_ms <= now_ms) {
+    if (request_deadline() <= now_ms) {
         request_timed_ = false;
         w_.stats_.request_timeouts.add();
         session_->on_request_timeout(*this);
         end_if_draining();
-    } else if (is(ConnState::lingering) && linger_since_ms_ + cfg.linger_ms <= now_ms) {
+    } else if (linger_deadline() <= now_ms) {
         close_now();
         return;
     }
@@ -152,7 +157,7 @@ void Connection::after_data() {
     if (mid && (!request_timed_ || answered_)) {
         request_timed_ = true;
         request_began_ms_ = w_.now_ms_;
-        if (w_.cfg_.request_timeout_ms > 0) w_.timers_.arm_by(*this, request_began_ms_ + w_.cfg_.request_timeout_ms);
+        w_.timers_.arm_by(*this, request_deadline());  // kNever (no request time-out): no change
     } else if (!mid) {
         request_timed_ = false;
     }
@@ -269,7 +274,7 @@ void Connection::finish() {
     state_ = ConnState::lingering;
     read_paused_ = false;
     linger_since_ms_ = w_.now_ms_;
-    w_.timers_.arm_by(*this, linger_since_ms_ + w_.cfg_.linger_ms);
+    w_.timers_.arm_by(*this, linger_deadline());
     schedule_read();
 }
 

@@ -93,12 +93,15 @@ public:
     void close() override;  // open -> closing
     void count_requests(uint64_t n) override;
 
-    ListHook<Connection> lru_;  // the worker's open list (WorkerContext::OpenList)
+    ListHook<Connection> open_hook_;  // the worker's open list (WorkerContext::OpenList)
 
 private:
     // Timer: fired at or before the earliest deadline of the current state (it moves lazily).
     void expire(int64_t now_ms) override;
-    int64_t deadline() const noexcept;
+    int64_t idle_deadline() const noexcept;
+    int64_t request_deadline() const noexcept;
+    int64_t linger_deadline() const noexcept;
+    int64_t deadline() const noexcept;  // the earliest of the three
     void read_open();
     void discard_input();
     void after_data();

@@ -15,14 +15,15 @@ void WorkerLoop::listen_on(UniqueFd listener, size_t max_connections) {
 
 // True when accept_clients() has something to do now: the backlog may hold clients, and neither the
 // limit nor an EMFILE pause holds accepting back. A close makes room, so the limit is checked afresh.
-bool WorkerLoop::accept_ready() noexcept {
-    return accept_pending_ && accept_.may_accept(now_ms_, stats_.accepted.get() - stats_.closed.get());
-}
+bool WorkerLoop::accept_ready() noexcept { return accept_pending_ && accept_.may_accept(now_ms_, open_connections()); }
+
+// What the limit counts: connections this worker has taken and not yet closed.
+uint64_t WorkerLoop::open_connections() const noexcept { return stats_.accepted.get() - stats_.closed.get(); }
 
 // At most one batch of accepts per loop iteration, so a connection storm cannot starve the clients
 // already here; accept_pending_ stays set and the next wait does not block.
 void WorkerLoop::accept_clients() {
-    auto open = [this] { return stats_.accepted.get() - stats_.closed.get(); };
+    auto open = [this] { return open_connections(); };
     auto take = [this](UniqueFd fd) {
         admit(std::move(fd));
         return true;

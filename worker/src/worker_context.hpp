@@ -18,7 +18,7 @@ namespace kq {
 struct WorkerContext {
     WorkerContext(const WorkerConfig& cfg, WorkerStats& stats) : cfg_(cfg), stats_(stats), scratch_(cfg.read_buffer) {}
 
-    using OpenList = IntrusiveList<Connection, &Connection::lru_>;
+    using OpenList = IntrusiveList<Connection, &Connection::open_hook_>;
 
     WorkerConfig cfg_;
     WorkerStats& stats_;

@@ -6,8 +6,9 @@
 
 #include <spdlog/spdlog.h>
 #include <algorithm>
-#include <chrono>
 #include <new>
+
+#include "kq/clock.hpp"
 
 namespace kq {
 
@@ -30,10 +31,7 @@ void WorkerLoop::request_drain() noexcept {
     poller_->wake();
 }
 
-void WorkerLoop::update_clock() noexcept {
-    using namespace std::chrono;
-    now_ms_ = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-}
+void WorkerLoop::update_clock() noexcept { now_ms_ = steady_now_ms(); }
 
 void WorkerLoop::run() {
     while (!stop_.load(std::memory_order_acquire)) {
@@ -175,7 +173,7 @@ void WorkerLoop::begin_drain() {
     accept_.close();  // reuseport: stop accepting (clients still in this socket's backlog are reset)
     drain_deadline_ms_ = now_ms_ + cfg_.drain_timeout_ms;
     std::vector<Connection*> all;
-    for (Connection* c = open_.front(); c != nullptr; c = c->lru_.next) all.push_back(c);
+    for (Connection* c = open_.front(); c != nullptr; c = c->open_hook_.next) all.push_back(c);
     for (Connection* c : all) {
         if (c->is(ConnState::open)) c->read_input();
     }

@@ -66,6 +66,7 @@ private:
     // worker_accept.cpp (--accept reuseport): this worker's own accept loop.
     bool accept_ready() noexcept;
     void accept_clients();
+    uint64_t open_connections() const noexcept;
 
     Protocol& protocol_;
     std::unique_ptr<Poller> poller_;

@@ -59,7 +59,7 @@ public:
     AcceptStats& stats() noexcept { return stats_; }
 
     // Whether accept() may run now: listening, not paused, and below the limit with open connections
-    // open (a stretch at the limit is counted once, when it begins). now_ms on steady_clock.
+    // open (a stretch at the limit is counted once, when it begins). now_ms: steady_now_ms() (kq/clock.hpp).
     bool may_accept(int64_t now_ms, uint64_t open) noexcept {
         return listener_ && paused_until_ms_ <= now_ms && below_limit(open);
     }

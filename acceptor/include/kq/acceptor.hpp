@@ -7,7 +7,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <deque>
 #include <memory>
 #include <string_view>
@@ -53,7 +52,6 @@ public:
 private:
     void drain_backlog();
     bool hand_off(UniqueFd& fd);
-    int64_t now_ms() const noexcept;
     size_t pick() noexcept;
     uint64_t open_connections() const noexcept;
     void retry_pending();
