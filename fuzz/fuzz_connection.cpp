@@ -81,12 +81,13 @@ char stream_byte(uint64_t id, uint64_t i) {
 
 class RequestEchoSession final : public kq::Session {
 public:
-    void on_data(std::span<char> bytes, kq::Reply& reply) override {
+    size_t on_data(std::span<char> bytes, kq::Conn& reply) override {
         const char* close = static_cast<const char*>(std::memchr(bytes.data(), kCloseByte, bytes.size()));
         size_t n = close ? static_cast<size_t>(close - bytes.data()) + 1 : bytes.size();
         reply.send(bytes.first(n));
         in_request_ = bytes[n - 1] != '\n';
         if (close) reply.close();
+        return bytes.size();
     }
     bool mid_request() const override { return in_request_; }
 
@@ -97,7 +98,7 @@ private:
 class RequestEchoProtocol final : public kq::Protocol {
 public:
     std::string_view name() const override { return "request-echo"; }
-    std::unique_ptr<kq::Session> open() override { return std::make_unique<RequestEchoSession>(); }
+    std::unique_ptr<kq::Session> open(kq::Conn&) override { return std::make_unique<RequestEchoSession>(); }
 };
 
 // What the server may do to a client without having been asked, given the options and the events so far.

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "http_request.hpp"
+#include "kq/conn_stub.hpp"
 #include "kq/http.hpp"
 
 namespace {
@@ -520,8 +521,9 @@ struct Call {
     bool closed = false;
 };
 
-class RecordingReply final : public kq::Reply {
+class RecordingReply final : public kq::testing::ConnStub {
 public:
+    using ConnStub::send;
     void send(std::span<const char> bytes) override {
         check(!closed_, "send() after close()");
         out_.append(bytes.data(), bytes.size());
@@ -557,8 +559,10 @@ void feed(kq::Session& session, const Input& in, const std::vector<std::string_v
         if (reply.closed()) return;
         std::vector<char> bytes(piece.begin(), piece.end());
         reply.begin_call(Call::data);
-        session.on_data(bytes, reply);
+        size_t used = session.on_data(bytes, reply);
         reply.end_call();
+        check(used == bytes.size(),
+              "the HTTP session consumes every byte it is given (its reader keeps what it needs)");
         const Call& c = reply.calls().back();
         check(c.out_end - c.out_begin <= kMaxOutputPerRead + max_route, "one read's answers exceed the budget");
     }
@@ -792,7 +796,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RecordingReply reply;
     g_output = &reply.out();
     {
-        std::unique_ptr<kq::Session> session = protocols[in.preset]->open();
+        std::unique_ptr<kq::Session> session = protocols[in.preset]->open(reply);
         feed(*session, in, pieces, options.max_bytes_route, reply);
     }
     std::vector<Response> rs = parse_responses(reply.out(), reqs, options.max_bytes_route);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "http_request.hpp"
+#include "kq/conn_stub.hpp"
 #include "kq/http.hpp"
 #include "micro_util.hpp"
 
@@ -76,28 +77,25 @@ void BM_HttpHeadTrickled(benchmark::State& state) {
 }
 
 // A Reply that only records what the session does with it.
-class RecordingReply final : public Reply {
+class RecordingReply final : public testing::ConnStub {
 public:
+    using ConnStub::send;
     void send(std::span<const char> bytes) override {
         if (first.empty()) first.assign(bytes.data(), bytes.size());
         sent_bytes += bytes.size();
     }
-    void close() override { closed = true; }
-    void count_requests(uint64_t n) override { requests += n; }
 
     std::string first;  // the first response, for a sanity check
     uint64_t sent_bytes = 0;
-    uint64_t requests = 0;
-    bool closed = false;
 };
 
 // The worker's path for one read: bytes land in its scratch buffer (copied each iteration, since a
 // session may modify them in place), then on_data parses, routes and builds the responses.
 void BM_HttpSession(benchmark::State& state, std::string_view request, int requests) {
     auto protocol = make_http_protocol();
-    auto session = protocol->open();
-    std::vector<char> scratch(request.size());
     RecordingReply reply;
+    auto session = protocol->open(reply);
+    std::vector<char> scratch(request.size());
     for (auto _ : state) {
         scratch.assign(request.begin(), request.end());
         session->on_data(scratch, reply);

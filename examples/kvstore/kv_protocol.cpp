@@ -6,11 +6,10 @@
 namespace kvstore {
 namespace {
 
-// Why a session stops reading and closes; the replies to the lines before it are sent first.
-enum class Stop { none, line_too_long, output_full };
 constexpr std::string_view kTooLong = "ERROR line too long\n";
-constexpr std::string_view kOutputFull = "ERROR too much output at once\n";
 constexpr std::string_view kTimeout = "ERROR timeout\n";
+// Replies are gathered up to this much, then sent; past it the session checks the connection's output.
+constexpr size_t kSendBatch = 64 * 1024;
 
 // Splits off the next space-separated word of rest; leading spaces are skipped, and rest keeps whatever
 // follows the word, starting with the space that ended it.
@@ -75,86 +74,77 @@ void run_del(std::string_view rest, ShardedStore& store, std::string& out) {
     out += store.erase(key) ? "DELETED\n" : "NOT_FOUND\n";
 }
 
-// Per-connection state: only the unfinished last line. The worker's bytes are a view into its scratch
-// buffer, reused for the next read, so whatever must outlive on_data() is copied into partial_.
+// The worker holds an unfinished last line (on_data returns only what complete lines used), so the
+// session keeps no buffer of its own: its state is one flag. Replies flow under control: once the
+// client's unread output passes the worker's low water, the session stops taking lines and pauses
+// reading until the output drains (on_drained), so a client pipelining GETs of a large value never
+// makes the server hold more than about high water for it, however many it asks for.
 class KvSession final : public kq::Session {
 public:
     KvSession(ShardedStore& store, const KvOptions& options) : store_(store), options_(options) {}
 
-    // Every complete line is answered into one string, sent with a single send(): a pipelining client
-    // gets its replies in order and in as few packets as the socket allows.
-    void on_data(std::span<char> bytes, kq::Reply& reply) override {
+    // Every complete line is answered into one string, sent with as few send() calls as the output allows.
+    size_t on_data(std::span<char> bytes, kq::Conn& conn) override {
+        const std::string_view in(bytes.data(), bytes.size());
         std::string out;
         uint64_t answered = 0;
-        Stop stop = consume(std::string_view(bytes.data(), bytes.size()), out, answered);
-        if (stop != Stop::none) {
-            out += stop == Stop::line_too_long ? kTooLong : kOutputFull;
-            partial_.clear();  // nothing more will be read: not mid-request any longer
+        size_t used = 0;
+        bool too_long = false;
+        while (used < in.size()) {
+            if (out.size() >= kSendBatch) {
+                conn.send(std::string_view(out));
+                out.clear();
+                if (conn.congested()) {  // the rest waits, held by the worker, until the client reads
+                    conn.pause_reading();
+                    break;
+                }
+            }
+            const size_t nl = in.find('\n', used);
+            const size_t length = (nl == std::string_view::npos ? in.size() : nl) - used;
+            if (length > options_.max_line) {  // checked before waiting for the rest: held input stays bounded
+                too_long = true;
+                break;
+            }
+            if (nl == std::string_view::npos) break;  // an unfinished line: the worker holds it
+            execute(in.substr(used, length), store_, out);
+            ++answered;
+            used = nl + 1;
         }
-        if (!out.empty()) reply.send(std::string_view(out));  // send(std::string) would be ambiguous
-        if (answered > 0) reply.count_requests(answered);
-        if (stop != Stop::none) reply.close();  // after the replies above: close() waits until they are written
+        if (too_long) out += kTooLong;
+        if (!out.empty()) conn.send(std::string_view(out));  // send(std::string) would be ambiguous
+        if (answered > 0) conn.count_requests(answered);
+        if (too_long) {
+            conn.close();  // after the replies above: close() waits until they are written
+            return in.size();
+        }
+        return used;
     }
 
-    // The worker times a line from its first byte (WorkerConfig::request_timeout_ms): a client that
-    // trickles a command in, or never ends it, is told and closed.
-    bool mid_request() const override { return !partial_.empty(); }
-    void on_request_timeout(kq::Reply& reply) override {
-        reply.send(kTimeout);
-        reply.close();
+    // The output drained: take the held lines again.
+    void on_drained(kq::Conn& conn) override { conn.resume_reading(); }
+
+    // An unfinished line is held input, which the worker times from its first byte
+    // (WorkerConfig::request_timeout_ms): a client that trickles a command in, or never ends it, is told.
+    void on_request_timeout(kq::Conn& conn) override {
+        conn.send(kTimeout);
+        conn.close();
     }
 
     // A last line without "\n" is still a command: `printf 'GET k' | kqcat HOST PORT` gets its answer.
-    void on_peer_eof(kq::Reply& reply) override {
-        if (!partial_.empty()) {
+    void on_peer_eof(kq::Conn& conn) override {
+        std::span<char> rest = conn.held_input();
+        if (!rest.empty()) {
             std::string out;
-            execute(partial_, store_, out);
-            reply.send(std::string_view(out));
-            reply.count_requests();
+            execute(std::string_view(rest.data(), rest.size()), store_, out);
+            conn.send(std::string_view(out));
+            conn.count_requests();
         }
-        reply.close();
+        conn.close();
     }
 
 private:
-    // Runs the complete lines in `in` and keeps an unfinished tail. Stops at a line over max_line
-    // (checked before buffering, so a client cannot make the session hold more than max_line bytes), and
-    // once the replies exceed max_output: 64 KiB of pipelined GETs of a large value would otherwise
-    // queue gigabytes, and the handler API cannot pause a session until its output drains.
-    Stop consume(std::string_view in, std::string& out, uint64_t& answered) {
-        while (!in.empty()) {
-            if (out.size() > options_.max_output) return Stop::output_full;
-            size_t nl = in.find('\n');
-            std::string_view piece = in.substr(0, nl);
-            if (partial_.size() + piece.size() > options_.max_line) return Stop::line_too_long;
-            if (nl == std::string_view::npos) {
-                partial_.append(piece);
-                return Stop::none;
-            }
-            in.remove_prefix(nl + 1);
-            if (partial_.empty()) {
-                execute(piece, store_, out);  // the common case: the line is used where it lies
-            } else {
-                partial_.append(piece);
-                execute(partial_, store_, out);
-                release_partial();
-            }
-            ++answered;
-        }
-        return Stop::none;
-    }
-
-    // An idle connection should not keep a large buffer a long line once needed.
-    void release_partial() {
-        if (partial_.capacity() > 4096) {
-            std::string().swap(partial_);
-        } else {
-            partial_.clear();
-        }
-    }
-
     ShardedStore& store_;
     const KvOptions& options_;  // the protocol's, which outlives every session
-    std::string partial_;
 };
 
 }  // namespace
@@ -178,6 +168,6 @@ void execute(std::string_view line, ShardedStore& store, std::string& out) {
 
 KvProtocol::KvProtocol(KvOptions options) : options_(options), store_(options.shards) {}
 
-std::unique_ptr<kq::Session> KvProtocol::open() { return std::make_unique<KvSession>(store_, options_); }
+std::unique_ptr<kq::Session> KvProtocol::open(kq::Conn&) { return std::make_unique<KvSession>(store_, options_); }
 
 }  // namespace kvstore

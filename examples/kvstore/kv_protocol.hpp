@@ -6,7 +6,6 @@
 //   DEL key         ->  DELETED | NOT_FOUND
 //   anything else   ->  ERROR <why>             (the connection stays open)
 //   a line longer than max_line  ->  ERROR line too long, then the server closes the connection
-//   replies to one read over max_output  ->  ERROR too much output at once, then the server closes
 //   a line begun but not ended within the worker's request time-out  ->  ERROR timeout, then close
 //
 // Lines end with "\n"; a "\r" before it is ignored. Commands are case-insensitive, keys and values are
@@ -24,9 +23,8 @@
 namespace kvstore {
 
 struct KvOptions {
-    size_t max_line = 64 * 1024;   // longest command line in bytes, its "\n" not counted
-    size_t max_output = 16 << 20;  // replies to one read (up to 64 KiB of commands) beyond this close
-    size_t shards = 64;            // locks of the shared store (see ShardedStore)
+    size_t max_line = 64 * 1024;  // longest command line in bytes, its "\n" not counted
+    size_t shards = 64;           // locks of the shared store (see ShardedStore)
 };
 
 // One store for every connection on every worker: a key set through one connection is seen by all.
@@ -35,7 +33,7 @@ public:
     explicit KvProtocol(KvOptions options = {});
     std::string_view name() const override { return "kvstore"; }
     // Called by every worker thread at once: reads only what the constructor set.
-    std::unique_ptr<kq::Session> open() override;
+    std::unique_ptr<kq::Session> open(kq::Conn&) override;
     ShardedStore& store() noexcept { return store_; }
 
 private:

@@ -2,6 +2,7 @@
 // on stdout once it accepts connections, and stops cleanly on SIGINT or SIGTERM.
 #include <pthread.h>
 #include <signal.h>
+#include <algorithm>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -25,10 +26,6 @@ int main(int argc, char** argv) {
     app.add_option("--max-line", kv.max_line, "Longest command line in bytes; longer ones close the connection")
         ->check(CLI::Range(size_t{16}, size_t{1} << 30))
         ->capture_default_str();
-    app.add_option("--max-output", kv.max_output,
-                   "Replies to one read beyond which the connection is closed (pipelined GETs of large values)")
-        ->check(CLI::Range(size_t{1024}, size_t{1} << 40))
-        ->capture_default_str();
     app.add_option("--shards", kv.shards, "Independently locked parts of the store")
         ->check(CLI::Range(size_t{1}, size_t{1} << 16))
         ->capture_default_str();
@@ -40,6 +37,8 @@ int main(int argc, char** argv) {
         std::cerr << "kvstore: " << e.what() << " (see --help)\n";
         return 2;
     }
+    // The worker holds an unfinished line for the session: enough for the longest one and its "\r\n".
+    config.worker.max_input = std::max(config.worker.max_input, kv.max_line + 2);
     kq::setup_logging("info");  // the server logs to stderr: stdout carries only the listening line
 
     // SIGINT/SIGTERM are blocked in every thread (before any starts) and taken by one thread with

@@ -1,9 +1,13 @@
-// Built-in protocols by name: echo and upper, both stateless, and http.
+// Built-in protocols by name: echo and upper, both stateless, and http; and the two wrappers that put
+// a slow handler in front of any of them, one blocking its worker and one offloading to a pool.
 #include <array>
+#include <memory>
+#include <string>
 #include <thread>
 
 #include "kq/handler.hpp"
 #include "kq/http.hpp"
+#include "kq/offload.hpp"
 #include "kq/protocols.hpp"
 
 namespace kq {
@@ -13,9 +17,10 @@ namespace {
 class EchoSession final : public Session {
 public:
     // A "request" of a stream protocol is one chunk received and answered.
-    void on_data(std::span<char> bytes, Reply& reply) override {
-        reply.send(bytes);
-        reply.count_requests();
+    size_t on_data(std::span<char> bytes, Conn& conn) override {
+        conn.send(bytes);
+        conn.count_requests();
+        return bytes.size();
     }
 };
 
@@ -23,12 +28,13 @@ public:
 // neither a NUL-terminated line nor a non-empty read (no buf[readlen - 1]).
 class UpperSession final : public Session {
 public:
-    void on_data(std::span<char> bytes, Reply& reply) override {
+    size_t on_data(std::span<char> bytes, Conn& conn) override {
         for (char& c : bytes) {
             if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
         }
-        reply.send(bytes);
-        reply.count_requests();
+        conn.send(bytes);
+        conn.count_requests();
+        return bytes.size();
     }
 };
 
@@ -37,7 +43,7 @@ class StatelessProtocol final : public Protocol {
 public:
     explicit StatelessProtocol(std::string_view name) : name_(name) {}
     std::string_view name() const override { return name_; }
-    std::unique_ptr<Session> open() override { return std::make_unique<S>(); }
+    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<S>(); }
 
 private:
     std::string_view name_;
@@ -45,21 +51,64 @@ private:
 
 constexpr std::array<std::string_view, 3> kNames = {"echo", "upper", "http"};
 
-class BlockingSession final : public Session {
+// Forwards everything else to the wrapped session.
+class WrappingSession : public Session {
+public:
+    explicit WrappingSession(std::unique_ptr<Session> inner) : inner_(std::move(inner)) {}
+    void on_peer_eof(Conn& conn) override { inner_->on_peer_eof(conn); }
+    void on_drained(Conn& conn) override { inner_->on_drained(conn); }
+    bool mid_request() const override { return inner_->mid_request(); }
+    bool input_may_follow() const override { return inner_->input_may_follow(); }
+    void on_request_timeout(Conn& conn) override { inner_->on_request_timeout(conn); }
+
+protected:
+    std::unique_ptr<Session> inner_;
+};
+
+// --block-ms: sleeps on the worker thread before each read is handled, as a handler calling sleep() would.
+class BlockingSession final : public WrappingSession {
 public:
     BlockingSession(std::unique_ptr<Session> inner, std::chrono::milliseconds delay)
-        : inner_(std::move(inner)), delay_(delay) {}
-    void on_data(std::span<char> bytes, Reply& reply) override {
+        : WrappingSession(std::move(inner)), delay_(delay) {}
+    size_t on_data(std::span<char> bytes, Conn& conn) override {
         std::this_thread::sleep_for(delay_);
-        inner_->on_data(bytes, reply);
+        return inner_->on_data(bytes, conn);
     }
-    void on_peer_eof(Reply& reply) override { inner_->on_peer_eof(reply); }
-    bool mid_request() const override { return inner_->mid_request(); }
-    void on_request_timeout(Reply& reply) override { inner_->on_request_timeout(reply); }
 
 private:
-    std::unique_ptr<Session> inner_;
     std::chrono::milliseconds delay_;
+};
+
+// --offload-ms: the same sleep on the offload pool. Reading pauses while a read's sleep runs (the bytes
+// that arrive meanwhile wait, held or in the kernel), then the wrapped session handles the read on its
+// worker, as it would have after a blocking sleep: each connection sees the same delay, but its worker
+// serves every other connection meanwhile.
+class OffloadingSession final : public WrappingSession {
+public:
+    OffloadingSession(std::unique_ptr<Session> inner, std::chrono::milliseconds delay, OffloadPool& pool)
+        : WrappingSession(std::move(inner)), delay_(delay), pool_(pool) {}
+    size_t on_data(std::span<char> bytes, Conn& conn) override {
+        if (slept_) {  // this read's sleep is over: the wrapped session handles it now
+            slept_ = false;
+            return inner_->on_data(bytes, conn);
+        }
+        conn.pause_reading();
+        // The job carries `this` only to the worker: a posted call runs only while the connection, and
+        // so its session, still exists.
+        pool_.submit([handle = conn.handle(), delay = delay_, self = this] {
+            std::this_thread::sleep_for(delay);
+            handle.post([self](Conn& c) {
+                self->slept_ = true;
+                c.resume_reading();
+            });
+        });
+        return 0;  // held: offered again when reading resumes
+    }
+
+private:
+    std::chrono::milliseconds delay_;
+    OffloadPool& pool_;
+    bool slept_ = false;
 };
 
 class BlockingProtocol final : public Protocol {
@@ -67,11 +116,28 @@ public:
     BlockingProtocol(std::unique_ptr<Protocol> inner, std::chrono::milliseconds delay)
         : inner_(std::move(inner)), delay_(delay) {}
     std::string_view name() const override { return inner_->name(); }
-    std::unique_ptr<Session> open() override { return std::make_unique<BlockingSession>(inner_->open(), delay_); }
+    std::unique_ptr<Session> open(Conn& conn) override {
+        return std::make_unique<BlockingSession>(inner_->open(conn), delay_);
+    }
 
 private:
     std::unique_ptr<Protocol> inner_;
     std::chrono::milliseconds delay_;
+};
+
+class OffloadingProtocol final : public Protocol {
+public:
+    OffloadingProtocol(std::unique_ptr<Protocol> inner, std::chrono::milliseconds delay, size_t threads)
+        : inner_(std::move(inner)), delay_(delay), pool_(threads) {}
+    std::string_view name() const override { return inner_->name(); }
+    std::unique_ptr<Session> open(Conn& conn) override {
+        return std::make_unique<OffloadingSession>(inner_->open(conn), delay_, pool_);
+    }
+
+private:
+    std::unique_ptr<Protocol> inner_;
+    std::chrono::milliseconds delay_;
+    OffloadPool pool_;  // destroyed first: it waits for the sleeps under way, whose posts then go nowhere
 };
 
 }  // namespace
@@ -87,6 +153,11 @@ std::span<const std::string_view> builtin_protocol_names() { return kNames; }
 
 std::unique_ptr<Protocol> make_blocking_protocol(std::unique_ptr<Protocol> inner, std::chrono::milliseconds delay) {
     return std::make_unique<BlockingProtocol>(std::move(inner), delay);
+}
+
+std::unique_ptr<Protocol> make_offloading_protocol(std::unique_ptr<Protocol> inner, std::chrono::milliseconds delay,
+                                                   size_t threads) {
+    return std::make_unique<OffloadingProtocol>(std::move(inner), delay, threads);
 }
 
 }  // namespace kq

@@ -31,13 +31,13 @@ class HttpSession final : public Session {
 public:
     explicit HttpSession(const HttpOptions& opt) : opt_(opt), reader_({opt.max_header, opt.max_body}) {}
 
-    void on_data(std::span<char> bytes, Reply& reply) override;
+    size_t on_data(std::span<char> bytes, Conn& reply) override;
     // From the first byte of a request until its last (head and body): the worker's --header-timeout
     // runs from that first byte, so a client trickling a byte a second (slowloris) is cut off.
     bool mid_request() const override { return reader_.mid_request(); }
     // Only a close the client asked for, with nothing after its request, needs no lingering close.
     bool input_may_follow() const override { return !clean_close_; }
-    void on_request_timeout(Reply& reply) override;
+    void on_request_timeout(Conn& reply) override;
 
 private:
     void route(const http::RequestHead& head);
@@ -82,7 +82,7 @@ void HttpSession::respond(std::string& out, bool keep_alive) const {
     http::append_response(out, r);
 }
 
-void HttpSession::on_data(std::span<char> bytes, Reply& reply) {
+size_t HttpSession::on_data(std::span<char> bytes, Conn& reply) {
     // One buffer per worker thread: a session is only ever called on its worker's thread.
     thread_local std::string out;
     out.clear();
@@ -124,10 +124,11 @@ void HttpSession::on_data(std::span<char> bytes, Reply& reply) {
     if (answered > 0) reply.count_requests(answered);
     if (stop) reply.close();
     if (out.capacity() > (64u << 10)) std::string().swap(out);  // do not keep a /bytes/N buffer around
+    return bytes.size();  // the reader keeps what it needs of an unfinished head
 }
 
 // The request time-out, outside any on_data call: 408 and close.
-void HttpSession::on_request_timeout(Reply& reply) {
+void HttpSession::on_request_timeout(Conn& reply) {
     std::string out;
     append_error(out, 408, reader_.head().method == http::Method::head);
     reply.send(std::string_view(out));
@@ -139,7 +140,7 @@ class HttpProtocol final : public Protocol {
 public:
     explicit HttpProtocol(const HttpOptions& opt) : opt_(opt) {}
     std::string_view name() const override { return "http"; }
-    std::unique_ptr<Session> open() override { return std::make_unique<HttpSession>(opt_); }
+    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<HttpSession>(opt_); }
 
 private:
     HttpOptions opt_;

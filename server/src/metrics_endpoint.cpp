@@ -87,8 +87,8 @@ class MetricsSession final : public Session {
 public:
     MetricsSession(const Server& server, size_t max_request) : server_(server), max_request_(max_request) {}
 
-    void on_data(std::span<char> bytes, Reply& reply) override {
-        if (answered_) return;
+    size_t on_data(std::span<char> bytes, Conn& reply) override {
+        if (answered_) return bytes.size();
         started_ = true;
         head_.append(bytes.data(), std::min(bytes.size(), max_request_ + 1 - head_.size()));
         size_t line_end = head_.find('\n');
@@ -104,18 +104,19 @@ public:
         } else if (std::string_view m, t; line_end != std::string::npos && !parse_request_line(line, m, t)) {
             answer(error_response(400), reply);  // a whole request line that is not one
         }
+        return bytes.size();  // kept in head_ (it is a copy either way: at most max_request bytes)
     }
-    void on_peer_eof(Reply& reply) override {
+    void on_peer_eof(Conn& reply) override {
         if (started_ && !answered_) answer(error_response(400), reply);  // half a request, then nothing
         else reply.close();
     }
     // From the first byte until the head is complete: the worker's request time-out is the deadline of
     // the whole request, and an error answered before the head ended closes with a linger.
     bool mid_request() const override { return started_ && !head_done_; }
-    void on_request_timeout(Reply& reply) override { answer(error_response(408), reply); }
+    void on_request_timeout(Conn& reply) override { answer(error_response(408), reply); }
 
 private:
-    void answer(const std::string& bytes, Reply& reply) {
+    void answer(const std::string& bytes, Conn& reply) {
         answered_ = true;
         head_.clear();
         head_.shrink_to_fit();
@@ -134,7 +135,7 @@ class MetricsProtocol final : public Protocol {
 public:
     MetricsProtocol(const Server& server, size_t max_request) : server_(server), max_request_(max_request) {}
     std::string_view name() const override { return "metrics"; }
-    std::unique_ptr<Session> open() override { return std::make_unique<MetricsSession>(server_, max_request_); }
+    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<MetricsSession>(server_, max_request_); }
 
 private:
     const Server& server_;

@@ -31,7 +31,7 @@ class TestProtocol final : public Protocol {
 public:
     explicit TestProtocol(std::shared_ptr<State> state) : state_(std::move(state)) {}
     std::string_view name() const override { return "test"; }
-    std::unique_ptr<Session> open() override { return std::make_unique<S>(state_); }
+    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<S>(state_); }
 
 private:
     std::shared_ptr<State> state_;
@@ -55,13 +55,14 @@ struct TriggerState {
 class TriggerEcho final : public Session {
 public:
     explicit TriggerEcho(std::shared_ptr<TriggerState> s) : s_(std::move(s)) {}
-    void on_data(std::span<char> bytes, Reply& reply) override {
+    size_t on_data(std::span<char> bytes, Conn& reply) override {
         uint64_t start = s_->seen.fetch_add(bytes.size());
         if (s_->at >= start && s_->at < start + bytes.size()) {
             if (s_->action == TriggerState::Action::corrupt) bytes[s_->at - start] ^= 0x20;
             else std::this_thread::sleep_for(std::chrono::milliseconds(s_->stall_ms));  // the behaviour under test
         }
         reply.send(bytes);
+        return bytes.size();
     }
 
 private:
@@ -76,17 +77,14 @@ struct GroupState {
 class GroupingEcho final : public Session {
 public:
     explicit GroupingEcho(std::shared_ptr<GroupState> s) : s_(std::move(s)) {}
-    void on_data(std::span<char> bytes, Reply& reply) override {
-        held_.append(bytes.data(), bytes.size());
-        size_t whole = held_.size() / s_->group * s_->group;
-        if (whole == 0) return;
-        reply.send(std::string_view(held_).substr(0, whole));
-        held_.erase(0, whole);
+    size_t on_data(std::span<char> bytes, Conn& reply) override {
+        size_t whole = bytes.size() / s_->group * s_->group;
+        reply.send(bytes.first(whole));
+        return whole;  // the worker holds the rest
     }
 
 private:
     std::shared_ptr<GroupState> s_;
-    std::string held_;
 };
 
 // HTTP/1.1 responder: "/" 200 with Content-Length, "/chunked" 200 chunked in three pieces, "/missing" 404,
@@ -97,12 +95,13 @@ struct HttpState {
 class MiniHttp final : public Session {
 public:
     explicit MiniHttp(std::shared_ptr<HttpState> s) : s_(std::move(s)) {}
-    void on_data(std::span<char> bytes, Reply& out) override {
+    size_t on_data(std::span<char> bytes, Conn& out) override {
         auto send = [&out](std::string_view text) { out.send(text); };
-        buf_.append(bytes.data(), bytes.size());
-        for (size_t end; (end = buf_.find("\r\n\r\n")) != std::string::npos; buf_.erase(0, end + 4)) {
+        const std::string_view in(bytes.data(), bytes.size());
+        size_t used = 0;
+        for (size_t end; (end = in.find("\r\n\r\n", used)) != std::string::npos; used = end + 4) {
             s_->requests.fetch_add(1);
-            std::string head = buf_.substr(0, end);
+            std::string head(in.substr(used, end - used));
             std::string path = head.substr(4, head.find(' ', 4) - 4);
             if (head.find("\r\nHost: ") == std::string::npos) {
                 send("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
@@ -115,16 +114,16 @@ public:
             } else if (path == "/close") {
                 send("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
                 out.close();
-                return;
+                return bytes.size();
             } else {
                 send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
             }
         }
+        return used;  // an unfinished head is held by the worker
     }
 
 private:
     std::shared_ptr<HttpState> s_;
-    std::string buf_;
 };
 
 // Accepts on its own thread and either resets every connection at once (SO_LINGER 0) or keeps it open

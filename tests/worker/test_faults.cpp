@@ -71,18 +71,19 @@ class GatedEchoProtocol final : public Protocol {
 public:
     explicit GatedEchoProtocol(Gate& gate) : gate_(gate) {}
     std::string_view name() const override { return "gated-echo"; }
-    std::unique_ptr<Session> open() override { return std::make_unique<GatedSession>(gate_); }
+    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<GatedSession>(gate_); }
 
 private:
     class GatedSession final : public Session {
     public:
         explicit GatedSession(Gate& gate) : gate_(gate) {}
-        void on_data(std::span<char> bytes, Reply& reply) override {
+        size_t on_data(std::span<char> bytes, Conn& reply) override {
             if (bytes.size() == 1 && bytes[0] == kGateByte && gate_.armed.exchange(false)) {
                 gate_.holding.store(true);
                 eventually([&] { return gate_.open.load(); }, 30'000);  // bounded: a failing test cannot hang
             }
             reply.send(bytes);
+            return bytes.size();
         }
 
     private:

@@ -24,20 +24,21 @@ constexpr size_t kBig = 400'000;          // an answer that cannot fit in both b
 // under way (mid_request), and its time-out answers "timeout\n" and closes.
 class LineSession final : public Session {
 public:
-    void on_data(std::span<char> bytes, Reply& reply) override {
+    size_t on_data(std::span<char> bytes, Conn& reply) override {
         for (char ch : bytes) {
             partial_ += ch;
             if (ch != '\n') continue;
             if (partial_ == "close\n") {
                 reply.close();
-                return;
+                return bytes.size();
             }
             reply.send(partial_ == "big\n" ? std::string(kBig, 'x') : partial_);
             partial_.clear();
         }
+        return bytes.size();
     }
     bool mid_request() const override { return !partial_.empty(); }
-    void on_request_timeout(Reply& reply) override {
+    void on_request_timeout(Conn& reply) override {
         reply.send(std::string_view("timeout\n"));
         reply.close();
     }
@@ -49,7 +50,7 @@ private:
 class LineProtocol final : public Protocol {
 public:
     std::string_view name() const override { return "line"; }
-    std::unique_ptr<Session> open() override { return std::make_unique<LineSession>(); }
+    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<LineSession>(); }
 };
 
 enum class State { idle, mid_request, read_paused, flushing, lingering };

@@ -7,9 +7,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cerrno>
 
+#include "conn_port.hpp"
 #include "worker_context.hpp"
 
 namespace kq {
@@ -20,6 +23,11 @@ constexpr int kSendFlags = MSG_NOSIGNAL;
 #else
 constexpr int kSendFlags = 0;
 #endif
+
+Connection::~Connection() {
+    // Timers were cancelled when it closed (close_now); one that never opened has none.
+    session_.reset();
+}
 
 void Connection::start() {
     nodelay_pending_ = w_.cfg_.tcp_nodelay;
@@ -103,7 +111,7 @@ void Connection::read_input() {
 // unless the peer also finished sending (the eof hint): then read on until read() returns 0.
 void Connection::read_open() {
     if (peer_eof_) return;
-    if (read_paused_) {
+    if (reading_held()) {
         read_pending_ = true;
         return;
     }
@@ -119,11 +127,10 @@ void Connection::read_open() {
             const bool full = static_cast<size_t>(n) == scratch.size();
             read_pending_ = full;
             answered_ = false;
-            session_->on_data(std::span<char>(scratch.data(), static_cast<size_t>(n)), *this);
-            if (!is(ConnState::open)) return;  // the session is done, or a write failed
+            if (!deliver(std::span<char>(scratch.data(), static_cast<size_t>(n)))) return;  // closed
             read_pending_ = false;
             after_data();
-            if (read_paused_) {
+            if (reading_held()) {
                 read_pending_ = true;
                 return;
             }
@@ -153,7 +160,8 @@ void Connection::read_open() {
 // (a pipelining client whose reads end mid-request is not timed from its first request). A new clock
 // can only bring the deadline nearer than the timer's when it starts; a restart only moves it later.
 void Connection::after_data() {
-    bool mid = session_->mid_request();
+    // Held input is an unfinished request, unless the session paused: then it waits for the session.
+    bool mid = session_->mid_request() || (has_held() && !user_paused_);
     if (mid && (!request_timed_ || answered_)) {
         request_timed_ = true;
         request_began_ms_ = w_.now_ms_;
@@ -170,13 +178,131 @@ void Connection::schedule_read() {
     w_.scheduled_.push_back(this);
 }
 
-void Connection::resume() {
-    queued_ = false;
-    if (read_pending_ && !read_paused_ && !is(ConnState::closing)) read_input();
+void Connection::queue_resume() {
+    if (queued_) return;
+    queued_ = true;
+    w_.scheduled_.push_back(this);
 }
 
+void Connection::resume() {
+    queued_ = false;
+    if (reoffer_) {
+        reoffer_ = false;
+        offer_held();
+    }
+    if (read_pending_ && !reading_held() && !is(ConnState::closing)) read_input();
+}
+
+// The session gets fresh bytes, after whatever it left unconsumed before; what it leaves now is held.
+// Returns false when the connection is no longer open (the session closed it, a write failed, or it
+// held more than max_input): reading stops.
+bool Connection::deliver(std::span<char> fresh) {
+    const bool held = has_held();
+    std::span<char> data = fresh;
+    if (held) {
+        std::string& h = ext_->held;
+        if (h.size() + fresh.size() > w_.cfg_.max_input) {
+            w_.stats_.input_overflows.add();
+            h.clear();
+            close();
+            return false;
+        }
+        h.append(fresh.data(), fresh.size());
+        data = std::span<char>(h.data(), h.size());
+    }
+    size_t used = session_->on_data(data, *this);
+    if (!is(ConnState::open)) return false;  // the held input, if any, goes with the connection
+    used = std::min(used, data.size());
+    if (held) {
+        std::string& h = ext_->held;
+        if (used == h.size()) {
+            std::string().swap(h);  // an idle connection keeps no buffer
+            release_extras_if_empty();
+        } else {
+            h.erase(0, used);
+        }
+    } else if (used < data.size()) {
+        if (data.size() - used > w_.cfg_.max_input) {
+            w_.stats_.input_overflows.add();
+            close();
+            return false;
+        }
+        extras().held.assign(data.data() + used, data.size() - used);
+    }
+    return true;
+}
+
+// Reading resumed over held input: the session sees it again without waiting for new bytes.
+void Connection::offer_held() {
+    if (!is(ConnState::open) || !has_held() || reading_held()) return;
+    answered_ = false;
+    if (!deliver({})) return;
+    after_data();
+    end_if_draining();
+}
+
+std::span<char> Connection::held_input() noexcept {
+    if (!has_held()) return {};
+    return {ext_->held.data(), ext_->held.size()};
+}
+
+void Connection::pause_reading() { user_paused_ = true; }
+
+void Connection::resume_reading() {
+    if (!user_paused_) return;
+    user_paused_ = false;
+    if (!is(ConnState::open)) return;
+    if (has_held()) reoffer_ = true;
+    // Input that arrived while paused raised no edge we acted on (read_pending_), or is held: both are
+    // taken from the resume list, after the call that resumed returns.
+    if (reoffer_ || read_pending_) queue_resume();
+    after_data();  // held input is timed again
+}
+
+bool Connection::congested() const noexcept { return out_.size() > w_.cfg_.low_water; }
+
+// Output, in order: while a reservation is unfilled, sends queue behind it.
 void Connection::send(std::span<const char> bytes) {
     if (!is(ConnState::open) || bytes.empty()) return;
+    if (reserving()) {
+        auto& pending = ext_->pending;
+        if (pending.back().ticket != 0) pending.push_back(Pending{0, {}});
+        pending.back().bytes.append(bytes.data(), bytes.size());
+        return;
+    }
+    emit(bytes);
+}
+
+Reservation Connection::reserve() {
+    Extras& e = extras();
+    const uint64_t ticket = ++w_.last_id_;  // unique on this worker: never reused
+    e.pending.push_back(Pending{ticket, {}});
+    return Reservation{ticket};
+}
+
+// Fills a reservation, then writes what is no longer waiting for an earlier one. While closing too: a
+// close() waits for its reservations. An unknown or already filled ticket is ignored.
+void Connection::fill(Reservation r, std::string bytes) {
+    if (!(is(ConnState::open) || is(ConnState::closing)) || !reserving() || r.ticket == 0) return;
+    auto& pending = ext_->pending;
+    auto it = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.ticket == r.ticket; });
+    if (it == pending.end()) return;
+    it->ticket = 0;
+    it->bytes = std::move(bytes);
+    while (!pending.empty() && pending.front().ticket == 0) {
+        std::string b = std::move(pending.front().bytes);
+        pending.pop_front();
+        emit(std::span<const char>(b.data(), b.size()));
+        if (is(ConnState::closed)) return;  // a write failed: ext_ is still there, but nothing is owed
+    }
+    if (reserving()) return;
+    if (is(ConnState::closing) && out_.empty()) finish();
+    else release_extras_if_empty();
+}
+
+// Writes bytes now if nothing waits before them, and keeps the unsent tail. Open or closing.
+void Connection::emit(std::span<const char> bytes) {
+    if (bytes.empty()) return;
     if (out_.empty()) {
         size_t done = 0;
         if (!write_some(bytes, done)) return;
@@ -185,6 +311,7 @@ void Connection::send(std::span<const char> bytes) {
     }
     out_.append(bytes);  // keep only the unsent tail; the WRITE edge resumes it
     output_waited_ = true;
+    if (out_.size() > w_.cfg_.low_water) drain_wanted_ = true;
     if (out_.size() > w_.cfg_.high_water) read_paused_ = true;
 }
 
@@ -232,12 +359,17 @@ void Connection::flush() {
     if (done > 0) touch();
     out_.consume(done);
     if (out_.empty() && is(ConnState::closing)) {
-        finish();
+        if (!reserving()) finish();
         return;
     }
-    if (read_paused_ && out_.size() <= w_.cfg_.low_water) {
+    if (out_.size() > w_.cfg_.low_water) return;
+    if (read_paused_) {
         read_paused_ = false;
         if (read_pending_) schedule_read();
+    }
+    if (drain_wanted_ && is(ConnState::open)) {
+        drain_wanted_ = false;
+        session_->on_drained(*this);
     }
 }
 
@@ -248,11 +380,11 @@ void Connection::close() {
     if (!is(ConnState::open)) return;
     state_ = ConnState::closing;
     request_timed_ = false;
-    if (out_.empty()) finish();
+    if (out_.empty() && !reserving()) finish();
 }
 
 void Connection::end_if_draining() {
-    if (w_.draining_ && is(ConnState::open) && !session_->mid_request()) close();
+    if (w_.draining_ && is(ConnState::open) && !session_->mid_request() && !has_held()) close();
 }
 
 // closing -> lingering or closed, once everything owed is written. If the client may still be sending,
@@ -305,8 +437,127 @@ void Connection::close_now() {
     out_.release();
     w_.open_.remove(*this);
     w_.timers_.cancel(*this);
+    if (ext_) {
+        for (auto& t : ext_->timers) w_.timers_.cancel(*t);  // freed with the connection
+        ext_->held.clear();
+        ext_->pending.clear();
+    }
+    if (slot_ != ConnPort::kNoSlot) w_.port_->release(slot_);  // its handles go dead
     w_.graveyard_.push_back(this);
     w_.stats_.closed.add();
+}
+
+}  // namespace kq
+
+namespace kq {
+
+Connection::Extras& Connection::extras() {
+    if (!ext_) ext_ = std::make_unique<Extras>();
+    return *ext_;
+}
+
+void Connection::release_extras_if_empty() noexcept {
+    if (ext_ && ext_->empty()) ext_.reset();
+}
+
+// ---- User timers: each is a Timer on the worker's queue, owned by the connection.
+
+TimerId Connection::after(std::chrono::milliseconds delay, std::function<void(Conn&)> fn) {
+    return add_timer(delay, 0, std::move(fn));
+}
+
+TimerId Connection::every(std::chrono::milliseconds period, std::function<void(Conn&)> fn) {
+    return add_timer(period, std::max<int64_t>(1, period.count()), std::move(fn));
+}
+
+TimerId Connection::add_timer(std::chrono::milliseconds delay, int64_t period_ms, std::function<void(Conn&)> fn) {
+    if (is(ConnState::closed) || !fn) return 0;
+    const TimerId id = ++w_.last_id_;
+    auto& timers = extras().timers;
+    timers.push_back(std::make_unique<UserTimer>(*this, id, period_ms, std::move(fn)));
+    // At least 1 ms: a callback that sets a 0 ms timer runs it on a later pass, not in an endless loop.
+    w_.timers_.arm(*timers.back(), w_.now_ms_ + std::max<int64_t>(1, delay.count()));
+    return id;
+}
+
+bool Connection::cancel(TimerId id) {
+    if (!ext_ || id == 0) return false;
+    auto& timers = ext_->timers;
+    auto it = std::find_if(timers.begin(), timers.end(), [id](const auto& t) { return t->id_ == id; });
+    if (it == timers.end() || (*it)->cancelled_) return false;
+    UserTimer& t = **it;
+    if (!t.armed()) {  // running now: fire() forgets it when its callback returns
+        t.cancelled_ = true;
+        return true;
+    }
+    w_.timers_.cancel(t);
+    timers.erase(it);
+    release_extras_if_empty();
+    return true;
+}
+
+void UserTimer::expire(int64_t now_ms) { conn_.fire(*this, now_ms); }
+
+// The queue took t off: run it, then re-arm it (repeating) or forget it. Its callback may cancel it, set
+// others, or close the connection (which cancels the rest; the objects go with the connection).
+void Connection::fire(UserTimer& t, int64_t now_ms) {
+    if (is(ConnState::closed)) return;
+    t.fn_(*this);
+    if (is(ConnState::closed)) return;
+    if (t.period_ms_ > 0 && !t.cancelled_) {
+        w_.timers_.arm(t, now_ms + t.period_ms_);  // from now: a late worker skips beats, never bunches them
+        return;
+    }
+    auto& timers = ext_->timers;
+    timers.erase(std::find_if(timers.begin(), timers.end(), [&t](const auto& p) { return p.get() == &t; }));
+    release_extras_if_empty();
+}
+
+// ---- Who and where.
+
+namespace {
+SocketAddress ask(int fd, int (*call)(int, sockaddr*, socklen_t*)) {
+    SocketAddress a;
+    socklen_t len = sizeof a.storage;
+    if (fd >= 0 && call(fd, reinterpret_cast<sockaddr*>(&a.storage), &len) == 0) a.length = len;
+    return a;
+}
+}  // namespace
+
+SocketAddress Connection::peer() const { return ask(fd_.get(), ::getpeername); }
+SocketAddress Connection::local() const { return ask(fd_.get(), ::getsockname); }
+int Connection::worker() const noexcept { return w_.index_; }
+
+ConnHandle Connection::handle() {
+    if (is(ConnState::closed)) return {};
+    if (slot_ == ConnPort::kNoSlot) {
+        slot_ = w_.port_->acquire(this);
+        if (slot_ == ConnPort::kNoSlot) return {};
+    }
+    return ConnHandle(w_.port_, slot_, w_.port_->generation(slot_));
+}
+
+std::string SocketAddress::to_string() const {
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (length == 0) return "?";
+    if (storage.ss_family == AF_INET) {
+        const auto& a = reinterpret_cast<const sockaddr_in&>(storage);
+        ::inet_ntop(AF_INET, &a.sin_addr, text, sizeof text);
+        return std::string(text) + ":" + std::to_string(ntohs(a.sin_port));
+    }
+    if (storage.ss_family == AF_INET6) {
+        const auto& a = reinterpret_cast<const sockaddr_in6&>(storage);
+        ::inet_ntop(AF_INET6, &a.sin6_addr, text, sizeof text);
+        return "[" + std::string(text) + "]:" + std::to_string(ntohs(a.sin6_port));
+    }
+    return "?";
+}
+
+uint16_t SocketAddress::port() const noexcept {
+    if (length == 0) return 0;
+    if (storage.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(storage).sin_port);
+    if (storage.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(storage).sin6_port);
+    return 0;
 }
 
 }  // namespace kq

@@ -1,5 +1,7 @@
 // One client connection: its fd, protocol session and unsent output, the state machine of its life, and
-// its own reads, writes and flushes; it is the Reply its session answers through, and its own deadline.
+// its own reads, writes and flushes; it is the Conn its session acts through, and its own deadline.
+// What few connections use (held input, user timers, reserved output) lives in Extras, allocated on
+// first use and freed when empty, so that an idle connection stays small.
 // Thread rules: owned by one worker and used only on that worker's thread, except that with --handoff
 // direct the acceptor thread constructs it (without a session) and marks it direct-pending (the atomic
 // below) before the worker's first event adopts it. Idle connections hold no I/O buffer: output memory
@@ -9,8 +11,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "conn_list.hpp"
@@ -53,10 +57,27 @@ enum class ConnState : uint8_t {
     closed,     // fd closed; the object lives until the end of the batch (stale events)
 };
 
-class Connection final : public Reply, private Timer {
+class Connection;
+
+// A session's timer (Conn::after, Conn::every) on the worker's deadline queue.
+class UserTimer final : public Timer {
 public:
-    Connection(WorkerContext& w, UniqueFd fd, std::unique_ptr<Session> session)
-        : w_(w), fd_(std::move(fd)), session_(std::move(session)) {}
+    UserTimer(Connection& c, TimerId id, int64_t period_ms, std::function<void(Conn&)> fn)
+        : conn_(c), id_(id), period_ms_(period_ms), fn_(std::move(fn)) {}
+    void expire(int64_t now_ms) override;
+
+    Connection& conn_;
+    TimerId id_;
+    int64_t period_ms_;  // 0: one-shot
+    std::function<void(Conn&)> fn_;
+    bool cancelled_ = false;  // cancelled while it runs
+};
+
+class Connection final : public Conn, private Timer {
+public:
+    // The session comes later (attach_session): it is opened with the connection to talk to.
+    Connection(WorkerContext& w, UniqueFd fd) : w_(w), fd_(std::move(fd)) {}
+    ~Connection();
 
     int fd() const noexcept { return fd_.get(); }
     bool is(ConnState s) const noexcept { return state_ == s; }
@@ -73,6 +94,7 @@ public:
         direct_pending_.store(false, std::memory_order_relaxed);
         session_ = std::move(session);
     }
+    void set_id(uint64_t id) noexcept { id_ = id; }
 
     // The rest: the owning worker's thread only.
     // Joins the worker: its open list, its activity clock and its deadline.
@@ -88,14 +110,58 @@ public:
     // Closes the fd now (which also takes it out of the poller); the object is freed when the batch ends.
     void close_now();
 
-    // Reply, for the session.
+    // Conn, for the session.
+    using Conn::send;
     void send(std::span<const char> bytes) override;
+    Reservation reserve() override;
     void close() override;  // open -> closing
     void count_requests(uint64_t n) override;
+    size_t unsent() const noexcept override { return out_.size(); }
+    bool congested() const noexcept override;
+    void pause_reading() override;
+    void resume_reading() override;
+    bool reading_paused() const noexcept override { return user_paused_; }
+    TimerId after(std::chrono::milliseconds delay, std::function<void(Conn&)> fn) override;
+    TimerId every(std::chrono::milliseconds period, std::function<void(Conn&)> fn) override;
+    bool cancel(TimerId id) override;
+    SocketAddress peer() const override;
+    SocketAddress local() const override;
+    int worker() const noexcept override;
+    uint64_t id() const noexcept override { return id_; }
+    ConnHandle handle() override;
+    std::span<char> held_input() noexcept override;
+
+    // ConnHandle::fill, on the worker: the bytes of reservation r.
+    void fill(Reservation r, std::string bytes);
+    // A user timer expired.
+    void fire(UserTimer& t, int64_t now_ms);
 
     ListHook<Connection> open_hook_;  // the worker's open list (WorkerContext::OpenList)
 
 private:
+    // Output waiting behind an unfilled reservation: one entry per reservation, and one per run of
+    // sends between them.
+    struct Pending {
+        uint64_t ticket;  // the reservation's, until filled; 0: bytes ready to go
+        std::string bytes;
+    };
+    struct Extras {
+        std::string held;                                // input the session left unconsumed
+        std::vector<std::unique_ptr<UserTimer>> timers;  // armed, or running
+        std::deque<Pending> pending;                     // output queued behind a reservation
+        bool empty() const noexcept { return held.empty() && timers.empty() && pending.empty(); }
+    };
+    Extras& extras();
+    void release_extras_if_empty() noexcept;
+    bool has_held() const noexcept { return ext_ && !ext_->held.empty(); }
+    bool reserving() const noexcept { return ext_ && !ext_->pending.empty(); }
+    bool reading_held() const noexcept { return read_paused_ || user_paused_; }
+    bool deliver(std::span<char> fresh);
+    void offer_held();
+    void emit(std::span<const char> bytes);
+    TimerId add_timer(std::chrono::milliseconds delay, int64_t period_ms, std::function<void(Conn&)> fn);
+    void queue_resume();
+
     // Timer: fired at or before the earliest deadline of the current state (it moves lazily).
     void expire(int64_t now_ms) override;
     int64_t idle_deadline() const noexcept;
@@ -114,7 +180,10 @@ private:
     WorkerContext& w_;
     std::atomic<bool> direct_pending_{false};
     UniqueFd fd_;
-    std::unique_ptr<Session> session_;
+    uint32_t slot_ = UINT32_MAX;  // in the worker's ConnPort, once a handle was asked for
+    uint64_t id_ = 0;
+    std::unique_ptr<Extras> ext_;
+    std::unique_ptr<Session> session_;  // after ext_: destroyed first, while the timers it set still exist
     OutBuffer out_;
     ConnState state_ = ConnState::open;
     bool request_timed_ = false;    // open, mid-request: the request time-out runs from request_began_ms_
@@ -127,6 +196,9 @@ private:
     bool wrote_ = false;            // a write was attempted (the first one needs no TCP_NODELAY)
     bool output_waited_ = false;    // some output had to wait for the socket: the client is slower than us
     bool answered_ = false;         // the session counted a request during the current on_data()
+    bool user_paused_ = false;      // the session paused reading
+    bool reoffer_ = false;          // held input is to be offered again (reading resumed)
+    bool drain_wanted_ = false;     // output was congested: on_drained() once it is not
     int64_t last_active_ms_ = 0;    // last read or write progress (worker's coarse clock)
     int64_t request_began_ms_ = 0;  // when the unfinished request began (valid while request_timed_)
     int64_t linger_since_ms_ = 0;   // when the lingering close began (valid while lingering)

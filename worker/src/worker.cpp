@@ -11,7 +11,7 @@
 namespace kq {
 
 Worker::Worker(int id, const WorkerConfig& cfg, Protocol& protocol)
-    : id_(id), loop_(std::make_unique<WorkerLoop>(cfg, protocol, stats_)) {}
+    : id_(id), loop_(std::make_unique<WorkerLoop>(id, cfg, protocol, stats_)) {}
 
 Worker::~Worker() {
     if (thread_.joinable()) {

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "conn_list.hpp"
+#include "conn_port.hpp"
 #include "connection.hpp"
 #include "deadline_queue.hpp"
 #include "kq/worker.hpp"
@@ -16,12 +18,17 @@
 namespace kq {
 
 struct WorkerContext {
-    WorkerContext(const WorkerConfig& cfg, WorkerStats& stats) : cfg_(cfg), stats_(stats), scratch_(cfg.read_buffer) {}
+    WorkerContext(int index, const WorkerConfig& cfg, WorkerStats& stats)
+        : cfg_(cfg), stats_(stats), index_(index), scratch_(cfg.read_buffer) {}
 
     using OpenList = IntrusiveList<Connection, &Connection::open_hook_>;
 
     WorkerConfig cfg_;
     WorkerStats& stats_;
+    int index_;                           // this worker's, 0-based (Conn::worker)
+    uint64_t opened_ = 0;                 // connections opened so far (Conn::id)
+    uint64_t last_id_ = 0;                // the last timer id or reservation ticket given
+    std::shared_ptr<ConnPort> port_;      // what other threads send through ConnHandles
     std::vector<char> scratch_;           // every read lands here; sessions copy what they keep
     int64_t now_ms_ = 0;                  // coarse clock, read once per loop iteration
     bool draining_ = false;               // a graceful stop is under way

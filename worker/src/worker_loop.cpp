@@ -12,10 +12,11 @@
 
 namespace kq {
 
-WorkerLoop::WorkerLoop(const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats)
-    : WorkerContext(cfg, stats), protocol_(protocol),
+WorkerLoop::WorkerLoop(int index, const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats)
+    : WorkerContext(index, cfg, stats), protocol_(protocol),
       poller_(cfg.poller_factory ? cfg.poller_factory(cfg.backend) : make_poller(cfg.backend)), mailbox_(*poller_),
       events_(static_cast<size_t>(cfg.batch)) {
+    port_ = std::make_shared<ConnPort>(mailbox_);
     update_clock();
 }
 
@@ -53,6 +54,7 @@ void WorkerLoop::run() {
             for (int i = 0; i < n; ++i) handle<true>(events_[static_cast<size_t>(i)]);
         else
             for (int i = 0; i < n; ++i) handle<false>(events_[static_cast<size_t>(i)]);
+        run_tasks();
         run_scheduled();
         if (accept_ready()) accept_clients();
         expire_timeouts();
@@ -74,7 +76,8 @@ void WorkerLoop::admit_new() {
 // reported. Without deferred accepts the client has usually not sent yet, so that read would be wasted.
 void WorkerLoop::admit(UniqueFd fd) {
     // TCP_NODELAY is set later, before the connection's second write (write_some).
-    auto* c = new Connection(*this, std::move(fd), protocol_.open());
+    auto* c = new Connection(*this, std::move(fd));
+    open_session(*c);
     adopt(*c);
     if (cfg_.read_on_admit) c->read_input();
     if (c->is(ConnState::closed)) return;  // answered and closed, or failed: freed by reap()
@@ -106,7 +109,7 @@ bool WorkerLoop::register_direct(UniqueFd fd) noexcept {
         spdlog::error("acceptor: direct hand-off to a worker not configured for it (WorkerConfig::direct_handoff)");
         return false;
     }
-    auto* c = new (std::nothrow) Connection(*this, std::move(fd), nullptr);
+    auto* c = new (std::nothrow) Connection(*this, std::move(fd));
     if (c == nullptr) return false;
     c->mark_direct();
     try {
@@ -121,8 +124,20 @@ bool WorkerLoop::register_direct(UniqueFd fd) noexcept {
     return true;
 }
 
+// The session is opened with its connection, whose id it may read: the worker's index over its count.
+void WorkerLoop::open_session(Connection& c) {
+    c.set_id((static_cast<uint64_t>(index_) << 48) | ++opened_);
+    c.attach_session(protocol_.open(c));
+}
+
+// Calls other threads made through ConnHandles (ConnPort), in their order, on this thread.
+void WorkerLoop::run_tasks() {
+    if (!mailbox_.take_signal()) return;
+    if (uint64_t dropped = port_->run()) stats_.handle_dropped.add(dropped);
+}
+
 void WorkerLoop::adopt_direct(Connection& c) {
-    c.attach_session(protocol_.open());
+    open_session(c);
     ++direct_adopted_;
     adopt(c);
 }
@@ -204,6 +219,7 @@ void WorkerLoop::reap() noexcept {
 
 void WorkerLoop::close_all() noexcept {
     accept_.close();
+    port_->shutdown();  // handles say false from now on
     while (!open_.empty()) open_.front()->close_now();
     scheduled_.clear();
     reap();

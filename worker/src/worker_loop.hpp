@@ -24,7 +24,7 @@ namespace kq {
 // Built on the WorkerContext its connections see (a private base: the loop's own members use it directly).
 class WorkerLoop final : public DirectRegistrar, private WorkerContext {
 public:
-    WorkerLoop(const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats);
+    WorkerLoop(int index, const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats);
     ~WorkerLoop();
 
     // Worker thread: runs until request_stop(), or until a drain has finished; then closes every
@@ -51,6 +51,8 @@ private:
     void admit(UniqueFd fd);
     void adopt(Connection& c);
     void adopt_direct(Connection& c);
+    void open_session(Connection& c);
+    void run_tasks();
     void collect_unadopted() noexcept;
     // Direct: --handoff direct, where an event may be a connection's first (chosen once per batch).
     template <bool Direct>

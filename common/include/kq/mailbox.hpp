@@ -1,7 +1,8 @@
-// Hand-off of accepted fds from the acceptor (one producer) to one worker (one consumer):
-// a lock-free spsc queue plus a coalesced wake-up through the worker's own poller.
-// Thread rules: push() on the producer thread only; prepare_sleep(), woke() and the drains on the
-// consumer thread only; wakes_sent() from any thread.
+// Hand-off of accepted fds from the acceptor (one producer) to one worker (one consumer): a lock-free
+// spsc queue plus a coalesced wake-up through the worker's own poller. Other work for the worker (the
+// calls other threads make on connection handles, queued elsewhere) shares the wake-up through signal().
+// Thread rules: push() on the producer thread only; signal() and wakes_sent() from any thread;
+// prepare_sleep(), woke(), take_signal() and the drains on the consumer thread only.
 // Ownership: the queue holds plain ints (a lock-free queue of move-only objects would cost a
 // destructor per slot). A descriptor pushed with push(UniqueFd&) belongs to the queue until
 // drain_fds() hands it out as a UniqueFd; whoever destroys a mailbox drains it first. push(int) and
@@ -28,6 +29,24 @@ public:
     // Wakes the consumer only if it announced it sleeps, and then at most once per sleep.
     bool push(int fd) noexcept {
         if (!queue_.push(fd)) return false;
+        wake_if_sleeping();
+        return true;
+    }
+
+    // Any thread: work other than fds is queued for the consumer (take_signal() reports it); wakes it
+    // as push() does.
+    void signal() noexcept {
+        signalled_.store(true, std::memory_order_release);
+        wake_if_sleeping();
+    }
+    // Consumer thread: whether signal() was called since the last take_signal().
+    bool take_signal() noexcept {
+        return signalled_.load(std::memory_order_relaxed) && signalled_.exchange(false, std::memory_order_acq_rel);
+    }
+
+    // Producer side of push() and signal(): wakes the consumer only if it announced it sleeps, and then
+    // at most once per sleep.
+    void wake_if_sleeping() noexcept {
         // Both sides read-modify-write sleeping_, so their two RMWs are ordered: if ours comes second we
         // see true and wake; if it comes first, the consumer's RMW acquires our push and it sees the fd.
         // (The usual pair of seq_cst fences works too, but TSan does not model fences.)
@@ -35,7 +54,6 @@ public:
             wakes_sent_.fetch_add(1, std::memory_order_relaxed);
             poller_.wake();
         }
-        return true;
     }
 
     // Producer thread only: on success the queue owns fd (fd is left empty); when full, fd stays with the caller.
@@ -45,11 +63,11 @@ public:
         return true;
     }
 
-    // Consumer thread only: announces an indefinite wait. Returns false (and stays awake) when fds are
-    // already queued, so the caller polls without blocking instead.
+    // Consumer thread only: announces an indefinite wait. Returns false (and stays awake) when fds or a
+    // signal are already queued, so the caller polls without blocking instead.
     bool prepare_sleep() noexcept {
         sleeping_.exchange(true, std::memory_order_acq_rel);
-        if (queue_.read_available() == 0) return true;
+        if (queue_.read_available() == 0 && !signalled_.load(std::memory_order_acquire)) return true;
         woke();
         return false;
     }
@@ -79,6 +97,7 @@ private:
     Poller& poller_;
     boost::lockfree::spsc_queue<int, boost::lockfree::capacity<kCapacity>> queue_;
     alignas(64) std::atomic<bool> sleeping_{false};
+    std::atomic<bool> signalled_{false};
     std::atomic<uint64_t> wakes_sent_{0};
 };
 

@@ -1,38 +1,42 @@
 // kvstore unit tests: the command interpreter, and a session driven directly through the handler API
-// with a recording Reply: no sockets, no threads, every framing case deterministic.
+// with a recording Conn: no sockets, no threads, every framing case deterministic.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include <cstdint>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "kq/conn_stub.hpp"
 #include "kv_protocol.hpp"
 
 namespace kvstore {
 namespace {
 
-// What the worker would have done with the session's calls.
-class RecordingReply final : public kq::Reply {
+// What the worker would have done with the session's calls (kq::testing::ConnStub records them); each
+// send also stays unsent, as if the client read nothing, when `stalled`.
+class RecordingReply final : public kq::testing::ConnStub {
 public:
+    using ConnStub::send;
     void send(std::span<const char> bytes) override {
         ++sends;
-        if (!closed) sent.append(bytes.data(), bytes.size());  // the worker drops bytes after close()
+        ConnStub::send(bytes);
+        if (stalled) unsent_bytes += bytes.size();
     }
-    void close() override { closed = true; }
-    void count_requests(uint64_t n) override { requests += n; }
-
-    std::string sent;
     int sends = 0;
-    bool closed = false;
-    uint64_t requests = 0;
+    bool stalled = false;
 };
 
-// Feeds text through a scratch buffer the way the worker does, scribbling over the buffer afterwards:
-// a session that kept a view into it instead of a copy would read garbage later.
+// Feeds text as the worker does: after the input the session left unconsumed (held), through a scratch
+// buffer scribbled over afterwards: a session that kept a view into it would read garbage later.
 void feed(kq::Session& session, RecordingReply& reply, std::string_view text) {
-    std::vector<char> scratch(text.begin(), text.end());
-    session.on_data(scratch, reply);
+    reply.held.append(text);
+    std::vector<char> scratch(reply.held.begin(), reply.held.end());
+    size_t used = session.on_data(scratch, reply);
+    ASSERT_LE(used, scratch.size());
+    reply.held.erase(0, used);
     std::fill(scratch.begin(), scratch.end(), '#');
 }
 
@@ -84,8 +88,8 @@ TEST(kvstoreCommands, BadCommandsSayWhy) {
 
 TEST(kvstoreSession, PipelinedLinesGetOneSendInOrder) {
     KvProtocol protocol;
-    auto session = protocol.open();
     RecordingReply reply;
+    auto session = protocol.open(reply);
     feed(*session, reply, "SET a 1\nSET b 2\nGET a\nBOGUS\nDEL b\nGET b\n");
     EXPECT_EQ(reply.sent, "OK\nOK\nVALUE 1\nERROR unknown command\nDELETED\nNOT_FOUND\n");
     EXPECT_EQ(reply.sends, 1);
@@ -95,8 +99,8 @@ TEST(kvstoreSession, PipelinedLinesGetOneSendInOrder) {
 
 TEST(kvstoreSession, LineSplitByteByByteIsBufferedAndCopied) {
     KvProtocol protocol;
-    auto session = protocol.open();
     RecordingReply reply;
+    auto session = protocol.open(reply);
     for (char c : std::string_view("SET key some value\r\nGET key\n")) feed(*session, reply, std::string_view(&c, 1));
     EXPECT_EQ(reply.sent, "OK\nVALUE some value\n");
     EXPECT_EQ(reply.sends, 2);  // one per completed line; the other calls had nothing to say
@@ -105,8 +109,8 @@ TEST(kvstoreSession, LineSplitByteByByteIsBufferedAndCopied) {
 
 TEST(kvstoreSession, LineOfExactlyMaxLineIsServedOneMoreByteCloses) {
     KvProtocol protocol(KvOptions{.max_line = 64});
-    auto session = protocol.open();
     RecordingReply reply;
+    auto session = protocol.open(reply);
     std::string fits = "SET k " + std::string(64 - 6, 'v');
     feed(*session, reply, fits.substr(0, 30));
     feed(*session, reply, fits.substr(30) + "\n");
@@ -119,34 +123,48 @@ TEST(kvstoreSession, LineOfExactlyMaxLineIsServedOneMoreByteCloses) {
     EXPECT_TRUE(reply.closed);
 }
 
-// Pipelined GETs of a large value: replies stop once over max_output (after the one that crossed it),
-// the rest of the read is left unanswered, and the connection closes.
-TEST(kvstoreSession, RepliesOverMaxOutputStopAndClose) {
-    KvProtocol protocol(KvOptions{.max_output = 4096});
-    auto session = protocol.open();
+// Pipelined GETs of a large value to a client that reads nothing: the session stops taking lines once
+// the output is congested and pauses reading (the rest stays held); when the output drains it resumes,
+// and the held lines are answered, in order, with nothing lost or closed.
+TEST(kvstoreSession, PipelinedLargeGetsWaitForTheOutputToDrain) {
+    KvProtocol protocol;
     RecordingReply reply;
-    std::string value(1000, 'v');
+    auto session = protocol.open(reply);
+    std::string value(40'000, 'v');
     feed(*session, reply, "SET big " + value + "\n");
     std::string gets;
-    for (int i = 0; i < 10; ++i) gets += "GET big\n";
+    for (int i = 0; i < 20; ++i) gets += "GET big\n";
+    reply.stalled = true;
     feed(*session, reply, gets);
+    EXPECT_TRUE(reply.paused);
+    EXPECT_FALSE(reply.closed);
+    const uint64_t first = reply.requests - 1;
+    EXPECT_GT(first, 0u);
+    EXPECT_LT(first, 20u);
+    EXPECT_EQ(reply.held.size(), (20 - first) * 8) << "the lines not answered yet are held, whole";
+    EXPECT_LE(reply.unsent_bytes, reply.low_water + 64 * 1024 + value.size() + 7) << "bounded output";
+
+    reply.stalled = false;
+    reply.unsent_bytes = 0;  // the client read it all
+    session->on_drained(reply);
+    EXPECT_FALSE(reply.paused);
+    feed(*session, reply, "");  // what the worker offers again after resume_reading()
     std::string expected = "OK\n";
-    for (int i = 0; i < 5; ++i) expected += "VALUE " + value + "\n";  // 4 replies: 4028 bytes; the 5th crosses
-    EXPECT_EQ(reply.sent, expected + "ERROR too much output at once\n");
-    EXPECT_TRUE(reply.closed);
-    EXPECT_EQ(reply.requests, 6u);
+    for (int i = 0; i < 20; ++i) expected += "VALUE " + value + "\n";
+    EXPECT_EQ(reply.sent, expected);
+    EXPECT_TRUE(reply.held.empty());
+    EXPECT_EQ(reply.requests, 21u);
 }
 
-// mid_request() tells the worker to time the unfinished line; the time-out is answered, then closed.
+// An unfinished line is held, which the worker times; the time-out is answered, then closed.
 TEST(kvstoreSession, UnfinishedLineIsMidRequestAndTimesOut) {
     KvProtocol protocol;
-    auto session = protocol.open();
     RecordingReply reply;
-    EXPECT_FALSE(session->mid_request());
+    auto session = protocol.open(reply);
     feed(*session, reply, "SET k");
-    EXPECT_TRUE(session->mid_request());
+    EXPECT_EQ(reply.held, "SET k") << "held by the worker, which times it as an unfinished request";
     feed(*session, reply, " v\n");
-    EXPECT_FALSE(session->mid_request());
+    EXPECT_TRUE(reply.held.empty());
     feed(*session, reply, "GET");
     session->on_request_timeout(reply);
     EXPECT_EQ(reply.sent, "OK\nERROR timeout\n");
@@ -155,8 +173,8 @@ TEST(kvstoreSession, UnfinishedLineIsMidRequestAndTimesOut) {
 
 TEST(kvstoreSession, UnterminatedLastLineIsAnsweredAtEof) {
     KvProtocol protocol;
-    auto session = protocol.open();
     RecordingReply reply;
+    auto session = protocol.open(reply);
     feed(*session, reply, "SET k v\nGET k");
     EXPECT_EQ(reply.sent, "OK\n");
     session->on_peer_eof(reply);
@@ -167,9 +185,9 @@ TEST(kvstoreSession, UnterminatedLastLineIsAnsweredAtEof) {
 
 TEST(kvstoreSession, SessionsShareOneStore) {
     KvProtocol protocol;
-    auto a = protocol.open();
-    auto b = protocol.open();
     RecordingReply ra, rb;
+    auto a = protocol.open(ra);
+    auto b = protocol.open(rb);
     feed(*a, ra, "SET shared 42\n");
     feed(*b, rb, "GET shared\n");
     EXPECT_EQ(rb.sent, "VALUE 42\n");

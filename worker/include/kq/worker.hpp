@@ -29,7 +29,8 @@ struct WorkerConfig {
     size_t read_buffer = 64 * 1024;   // per-worker scratch buffer; idle connections hold none
     size_t reads_per_event = 16;      // then the connection yields to others and is resumed next loop
     size_t high_water = 1 << 20;      // stop reading a client whose unsent output exceeds this
-    size_t low_water = 256 * 1024;    // resume reading once its output drains below this
+    size_t low_water = 256 * 1024;    // resume reading once its output drains below this (and on_drained())
+    size_t max_input = 1 << 20;       // input a session may leave unconsumed; past it the connection closes
     int idle_timeout_ms = 60'000;     // close a connection with no traffic for this long (0 = never)
     int request_timeout_ms = 10'000;  // a request begun but unfinished this long: on_request_timeout (0 = never)
     int drain_timeout_ms = 10'000;    // graceful stop: connections still owing output are cut after this
@@ -67,6 +68,9 @@ private:
 struct WorkerStats {
     Counter accepted, closed, errors, bytes_read, bytes_written, requests, events, waits, wakeups;
     Counter idle_timeouts, request_timeouts;
+    // Connections closed because their session held more than max_input unconsumed; ConnHandle calls
+    // that arrived after their connection closed.
+    Counter input_overflows, handle_dropped;
     // --accept reuseport only: this worker's own accept loop (accepted, accept4 failures, pauses).
     AcceptStats accept;
     EventsPerWait events_per_wait;
