@@ -62,6 +62,18 @@ void add_model_flags(CLI::App& app, Options& o) {
                    "handler calling sleep() would), stalling every connection on its worker; 0 = off")
         ->check(whole_number_check(0, 60'000))
         ->capture_default_str();
+    auto* offload = app.add_option("--offload-ms", o.offload_ms,
+                                   "Demonstration only: the same sleep per read as --block-ms, done on a thread pool "
+                                   "(kq::OffloadPool) while the connection waits: its worker serves the others "
+                                   "meanwhile; 0 = off")
+                        ->check(whole_number_check(0, 60'000))
+                        ->capture_default_str();
+    app.add_option("--offload-threads", o.offload_threads,
+                   "Threads of the --offload-ms pool: sleeps and blocking calls need threads, not cores (each "
+                   "runs one job at a time)")
+        ->check(whole_number_check(1, 4096))
+        ->capture_default_str();
+    offload->excludes(app.get_option("--block-ms"));
     app.add_option("--batch", s.worker.batch, "Events a worker takes per wait (a batch bound, not a socket limit)")
         ->check(whole_number_check(1, 65536))
         ->capture_default_str();

@@ -17,6 +17,8 @@ struct Options {
     std::string handoff = "queue";
     std::string accept = "acceptor";
     int block_ms = 0;
+    int offload_ms = 0;
+    int offload_threads = 16;
     std::string defer_accept = "auto";
     std::string log_level = "info";
     HttpOptions http;

@@ -64,4 +64,49 @@ TEST(BlockingHandler, StallsOnlyTheConnectionsOfItsWorker) {
     EXPECT_GE(clock::now() - start, std::chrono::milliseconds(2000)) << "c's answer took two sleeps";
 }
 
+// The same 1 s per read, offloaded (--offload-ms): while a's job runs on the pool, its worker still
+// reads c, a neighbour on the same worker, and answers it after c's own job, not after a's and c's.
+// Ordered, not timed: the worker reading c's byte before a has its answer is what blocking cannot do
+// (there the worker is asleep until a's answer is written).
+TEST(OffloadingHandler, StallsNoOtherConnectionOfItsWorker) {
+    using clock = std::chrono::steady_clock;
+    ServerConfig cfg;
+    cfg.workers = 1;
+    auto protocol = make_offloading_protocol(make_builtin_protocol("echo"), std::chrono::milliseconds(1000), 4);
+    RunningServer srv(cfg, std::move(protocol));
+    const Server& s = srv.server();
+    UniqueFd a = connect_blocking(srv.port()), c = connect_blocking(srv.port());
+    send_all(a.get(), "a");
+    while (s.worker(0).stats().bytes_read.get() < 1) std::this_thread::yield();  // a's job is under way
+    const auto c_sent = clock::now();
+    send_all(c.get(), "c");
+    while (s.worker(0).stats().bytes_read.get() < 2) std::this_thread::yield();  // the worker read c meanwhile
+    EXPECT_FALSE(readable_within(a.get(), 0)) << "the worker read c before a's job ended";
+    EXPECT_EQ(recv_exact(a.get(), 1), "a");
+    EXPECT_EQ(recv_exact(c.get(), 1), "c");
+    const auto c_waited = clock::now() - c_sent;
+    EXPECT_GE(c_waited, std::chrono::milliseconds(1000)) << "c waited for its own job";
+    // Both jobs ran at once (4 pool threads): c's answer came one sleep after it sent, where blocking
+    // takes two (BlockingHandler above). 1.9 s leaves the machine 0.9 s of slack.
+    EXPECT_LT(c_waited, std::chrono::milliseconds(1900)) << "c waited for a's job too";
+}
+
+// What the client sends while its read is being handled off the worker is not lost, nor answered out
+// of order: it waits (paused reading) and is handled after, each read one sleep.
+TEST(OffloadingHandler, KeepsAConnectionsReadsInOrder) {
+    ServerConfig cfg;
+    cfg.workers = 1;
+    auto protocol = make_offloading_protocol(make_builtin_protocol("upper"), std::chrono::milliseconds(20), 4);
+    RunningServer srv(cfg, std::move(protocol));
+    UniqueFd fd = connect_blocking(srv.port());
+    std::string sent, expected;
+    for (int i = 0; i < 20; ++i) {
+        std::string piece = "piece" + std::to_string(i) + ";";
+        send_all(fd.get(), piece);
+        sent += piece;
+    }
+    for (char ch : sent) expected += static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 'a' + 'A' : ch);
+    EXPECT_EQ(recv_exact(fd.get(), expected.size()), expected);
+}
+
 }  // namespace
