@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <stdexcept>
+#include <system_error>
 
 #include "conn_port.hpp"
 #include "worker_context.hpp"
@@ -38,6 +40,15 @@ void Connection::start() {
 
 void Connection::on_event(const PollEvent& ev) {
     if (is(ConnState::closed)) return;  // stale: closed earlier in this batch
+    if (is(ConnState::connecting)) {
+        if (!(ev.writable || ev.error || ev.eof)) return;
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        if (err == 0 && ev.error) err = ECONNREFUSED;
+        finish_connect(err);
+        if (!is(ConnState::open)) return;
+    }
     if (ev.eof) eof_hint_ = true;
     if (ev.writable && !out_.empty()) flush();
     if (ev.readable || ev.eof || ev.error) read_input();
@@ -57,7 +68,11 @@ void Connection::touch() noexcept { last_active_ms_ = w_.now_ms_; }
 // (write progress counts while closing); the request's while one is timed (open only); the linger's while
 // lingering. The timer, its re-arming and the expiry all read them from here.
 int64_t Connection::idle_deadline() const noexcept {
+    if (is(ConnState::connecting)) return Timer::kNever;
     return w_.cfg_.idle_timeout_ms > 0 ? last_active_ms_ + w_.cfg_.idle_timeout_ms : Timer::kNever;
+}
+int64_t Connection::connect_deadline() const noexcept {
+    return is(ConnState::connecting) ? connect_by_ms_ : Timer::kNever;
 }
 int64_t Connection::request_deadline() const noexcept {
     return request_timed_ && w_.cfg_.request_timeout_ms > 0 ? request_began_ms_ + w_.cfg_.request_timeout_ms
@@ -67,11 +82,15 @@ int64_t Connection::linger_deadline() const noexcept {
     return is(ConnState::lingering) ? linger_since_ms_ + w_.cfg_.linger_ms : Timer::kNever;
 }
 int64_t Connection::deadline() const noexcept {
-    return std::min({idle_deadline(), request_deadline(), linger_deadline()});
+    return std::min({idle_deadline(), request_deadline(), linger_deadline(), connect_deadline()});
 }
 
 // The timer fired, at or before the real deadline. Idle wins over the others when both have passed.
 void Connection::expire(int64_t now_ms) {
+    if (connect_deadline() <= now_ms) {
+        finish_connect(ETIMEDOUT);
+        if (is(ConnState::closed)) return;
+    }
     if (idle_deadline() <= now_ms) {
         w_.stats_.idle_timeouts.add();
         close_now();
@@ -102,6 +121,7 @@ void Connection::read_input() {
     case ConnState::lingering:
         discard_input();
         return;
+    case ConnState::connecting:
     case ConnState::closed:
         return;
     }
@@ -186,6 +206,10 @@ void Connection::queue_resume() {
 
 void Connection::resume() {
     queued_ = false;
+    if (is(ConnState::connecting)) {  // a connect that failed at once, reported here (never in the caller's call)
+        if (ext_ && ext_->outbound && ext_->outbound->error != 0) finish_connect(ext_->outbound->error);
+        return;
+    }
     if (reoffer_) {
         reoffer_ = false;
         offer_held();
@@ -558,6 +582,78 @@ uint16_t SocketAddress::port() const noexcept {
     if (storage.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(storage).sin_port);
     if (storage.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(storage).sin6_port);
     return 0;
+}
+
+}  // namespace kq
+
+namespace kq {
+
+// ---- Outbound connections.
+
+void Connection::connect(const SocketAddress& to, std::chrono::milliseconds timeout,
+                         std::function<std::unique_ptr<Session>(Conn&)> open, std::function<void(int)> failed) {
+    if (!is(ConnState::open)) return;
+    int err = 0;
+    int fd = ::socket(to.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) err = errno;
+    else if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.storage), to.length) != 0 && errno != EINPROGRESS)
+        err = errno;
+    auto* c = new Connection(w_, UniqueFd(fd));
+    c->state_ = ConnState::connecting;
+    c->set_id((static_cast<uint64_t>(w_.index_) << 48) | ++w_.opened_);
+    c->connect_by_ms_ = w_.now_ms_ + std::max<int64_t>(1, timeout.count());
+    c->extras().outbound = std::make_unique<Outbound>(Outbound{handle(), std::move(open), std::move(failed), err});
+    c->start();  // the open list (closed with the worker) and the connect deadline
+    if (err == 0) {
+        try {
+            w_.io_->add(c->fd(), c);  // the connect's completion is its first WRITE edge
+            return;
+        } catch (const std::system_error& e) {
+            c->ext_->outbound->error = e.code().value();
+        }
+    }
+    c->queue_resume();  // failed already: reported on the resume list, after the caller's call
+}
+
+// The connect finished (error 0) or failed: the new connection opens its session, or reports and closes.
+// Nothing runs if the connection that asked has closed meanwhile.
+void Connection::finish_connect(int error) {
+    std::unique_ptr<Outbound> ob = std::move(ext_->outbound);
+    release_extras_if_empty();
+    const bool origin_open = ob->origin.alive();
+    if (error != 0 || !origin_open) {
+        if (error != 0) w_.stats_.connect_failures.add();
+        close_now();
+        if (error != 0 && origin_open && ob->failed) ob->failed(error);
+        return;
+    }
+    state_ = ConnState::open;
+    last_active_ms_ = w_.now_ms_;
+    w_.stats_.connects.add();
+    session_ = ob->open ? ob->open(*this) : nullptr;
+    if (!session_) {
+        close_now();
+        return;
+    }
+    w_.timers_.arm(*this, deadline());  // from the connect deadline to the idle one
+}
+
+SocketAddress SocketAddress::numeric(const std::string& host, uint16_t port) {
+    SocketAddress a;
+    auto& v4 = reinterpret_cast<sockaddr_in&>(a.storage);
+    auto& v6 = reinterpret_cast<sockaddr_in6&>(a.storage);
+    if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
+        v4.sin_family = AF_INET;
+        v4.sin_port = htons(port);
+        a.length = sizeof v4;
+    } else if (::inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
+        v6.sin6_family = AF_INET6;
+        v6.sin6_port = htons(port);
+        a.length = sizeof v6;
+    } else {
+        throw std::invalid_argument("not a numeric IPv4 or IPv6 address: " + host);
+    }
+    return a;
 }
 
 }  // namespace kq

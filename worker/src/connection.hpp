@@ -49,12 +49,14 @@ private:
 };
 
 // Where a connection is in its life. Each state has one way in and says which time-outs apply; a
-// connection moves forward only (open -> closing -> lingering -> closed, or straight to closed).
+// connection moves forward only (connecting -> open -> closing -> lingering -> closed, or straight to
+// closed).
 enum class ConnState : uint8_t {
-    open,       // the session is given what arrives; idle and request time-outs apply
-    closing,    // the session or the server ended it: output is flushed, input is no longer read
-    lingering,  // output written, then half-closed: input is read and discarded until EOF or the linger ends
-    closed,     // fd closed; the object lives until the end of the batch (stale events)
+    connecting,  // outbound (Conn::connect), not connected yet: only the connect time-out applies
+    open,        // the session is given what arrives; idle and request time-outs apply
+    closing,     // the session or the server ended it: output is flushed, input is no longer read
+    lingering,   // output written, then half-closed: input is read and discarded until EOF or the linger ends
+    closed,      // fd closed; the object lives until the end of the batch (stale events)
 };
 
 class Connection;
@@ -130,6 +132,8 @@ public:
     uint64_t id() const noexcept override { return id_; }
     ConnHandle handle() override;
     std::span<char> held_input() noexcept override;
+    void connect(const SocketAddress& to, std::chrono::milliseconds timeout,
+                 std::function<std::unique_ptr<Session>(Conn&)> open, std::function<void(int)> failed) override;
 
     // ConnHandle::fill, on the worker: the bytes of reservation r.
     void fill(Reservation r, std::string bytes);
@@ -145,11 +149,19 @@ private:
         uint64_t ticket;  // the reservation's, until filled; 0: bytes ready to go
         std::string bytes;
     };
+    // An outbound connection's callbacks, until it is connected or has failed.
+    struct Outbound {
+        ConnHandle origin;  // the connection that asked: its callbacks run only while it is open
+        std::function<std::unique_ptr<Session>(Conn&)> open;
+        std::function<void(int)> failed;
+        int error = 0;  // the connect failed at once: reported from the resume list
+    };
     struct Extras {
         std::string held;                                // input the session left unconsumed
         std::vector<std::unique_ptr<UserTimer>> timers;  // armed, or running
         std::deque<Pending> pending;                     // output queued behind a reservation
-        bool empty() const noexcept { return held.empty() && timers.empty() && pending.empty(); }
+        std::unique_ptr<Outbound> outbound;              // while connecting
+        bool empty() const noexcept { return held.empty() && timers.empty() && pending.empty() && !outbound; }
     };
     Extras& extras();
     void release_extras_if_empty() noexcept;
@@ -161,6 +173,8 @@ private:
     void emit(std::span<const char> bytes);
     TimerId add_timer(std::chrono::milliseconds delay, int64_t period_ms, std::function<void(Conn&)> fn);
     void queue_resume();
+    void finish_connect(int error);
+    int64_t connect_deadline() const noexcept;
 
     // Timer: fired at or before the earliest deadline of the current state (it moves lazily).
     void expire(int64_t now_ms) override;
@@ -202,6 +216,7 @@ private:
     int64_t last_active_ms_ = 0;    // last read or write progress (worker's coarse clock)
     int64_t request_began_ms_ = 0;  // when the unfinished request began (valid while request_timed_)
     int64_t linger_since_ms_ = 0;   // when the lingering close began (valid while lingering)
+    int64_t connect_by_ms_ = 0;     // the connect time-out (valid while connecting)
 };
 
 }  // namespace kq

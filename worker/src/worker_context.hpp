@@ -29,6 +29,7 @@ struct WorkerContext {
     uint64_t opened_ = 0;                 // connections opened so far (Conn::id)
     uint64_t last_id_ = 0;                // the last timer id or reservation ticket given
     std::shared_ptr<ConnPort> port_;      // what other threads send through ConnHandles
+    Poller* io_ = nullptr;                // the worker's poller, for outbound connections
     std::vector<char> scratch_;           // every read lands here; sessions copy what they keep
     int64_t now_ms_ = 0;                  // coarse clock, read once per loop iteration
     bool draining_ = false;               // a graceful stop is under way

@@ -17,6 +17,7 @@ WorkerLoop::WorkerLoop(int index, const WorkerConfig& cfg, Protocol& protocol, W
       poller_(cfg.poller_factory ? cfg.poller_factory(cfg.backend) : make_poller(cfg.backend)), mailbox_(*poller_),
       events_(static_cast<size_t>(cfg.batch)) {
     port_ = std::make_shared<ConnPort>(mailbox_);
+    io_ = poller_.get();
     update_clock();
 }
 

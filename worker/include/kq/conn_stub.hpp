@@ -49,6 +49,11 @@ public:
     int worker() const noexcept override { return 0; }
     uint64_t id() const noexcept override { return 1; }
     ConnHandle handle() override { return {}; }
+    void connect(const SocketAddress& to, std::chrono::milliseconds, std::function<std::unique_ptr<Session>(Conn&)>,
+                 std::function<void(int)> failed) override {
+        connects.push_back(to);
+        if (connect_error != 0) failed(connect_error);
+    }
     std::span<char> held_input() noexcept override { return {held.data(), held.size()}; }
 
     // Runs every timer once (one-shot ones are then gone), in the order they were set.
@@ -75,6 +80,8 @@ public:
     size_t low_water = 256 * 1024;
     std::string held;  // what held_input() shows
     std::vector<Timer> timers;
+    std::vector<SocketAddress> connects;  // connect() records the address, and fails at once if...
+    int connect_error = 0;                // ... this is set
     uint64_t last_id = 0;
 };
 

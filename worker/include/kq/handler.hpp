@@ -24,10 +24,15 @@
 namespace kq {
 
 class Conn;
+class Session;
 class ConnPort;  // a worker's inbox for other threads (worker/src/conn_port.hpp)
 
 // A socket address (IPv4 or IPv6) as getpeername()/getsockname() return it.
 struct SocketAddress {
+    // A numeric address ("127.0.0.1", "::1") and port, without name resolution (which blocks: resolve
+    // names before the server starts). Throws std::invalid_argument if host is not numeric.
+    static SocketAddress numeric(const std::string& host, uint16_t port);
+
     sockaddr_storage storage{};
     socklen_t length = 0;  // 0: unknown (the call failed: the peer is gone)
     // "1.2.3.4:80", "[::1]:80"; "?" when unknown.
@@ -127,6 +132,17 @@ public:
     virtual int worker() const noexcept = 0;  // index of the owning worker, 0-based
     // Unique among this server's connections: (worker << 48) | the worker's connection count.
     virtual uint64_t id() const noexcept = 0;
+
+    // ---- Outbound connections, on this worker (a proxy's backend, a call to another service).
+    // Connects to `to`, non-blocking. Once connected, open(new_conn) makes the new connection's session
+    // (as Protocol::open does; nullptr closes it) and the connection lives on this worker like an
+    // accepted one. If the connect fails, or has not succeeded within timeout, failed(errno) runs
+    // instead (ETIMEDOUT for the time-out). Either runs on this worker, later, and only while this
+    // connection is still open, so both may capture the session's `this`; if it closed meanwhile the
+    // new connection is closed and neither runs.
+    virtual void connect(const SocketAddress& to, std::chrono::milliseconds timeout,
+                         std::function<std::unique_ptr<Session>(Conn&)> open,
+                         std::function<void(int error)> failed) = 0;
 
     // ---- For other threads.
     virtual ConnHandle handle() = 0;

@@ -71,6 +71,8 @@ struct WorkerStats {
     // Connections closed because their session held more than max_input unconsumed; ConnHandle calls
     // that arrived after their connection closed.
     Counter input_overflows, handle_dropped;
+    // Outbound connections (Conn::connect) made, and those that failed or timed out.
+    Counter connects, connect_failures;
     // --accept reuseport only: this worker's own accept loop (accepted, accept4 failures, pauses).
     AcceptStats accept;
     EventsPerWait events_per_wait;
