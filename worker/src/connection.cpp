@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
@@ -270,9 +271,13 @@ std::span<char> Connection::held_input() noexcept {
     return {ext_->held.data(), ext_->held.size()};
 }
 
-void Connection::pause_reading() { user_paused_ = true; }
+void Connection::pause_reading() {
+    assert(w_.on_worker_thread());
+    user_paused_ = true;
+}
 
 void Connection::resume_reading() {
+    assert(w_.on_worker_thread());
     if (!user_paused_) return;
     user_paused_ = false;
     if (!is(ConnState::open)) return;
@@ -287,6 +292,7 @@ bool Connection::congested() const noexcept { return out_.size() > w_.cfg_.low_w
 
 // Output, in order: while a reservation is unfilled, sends queue behind it.
 void Connection::send(std::span<const char> bytes) {
+    assert(w_.on_worker_thread());
     if (!is(ConnState::open) || bytes.empty()) return;
     if (reserving()) {
         auto& pending = ext_->pending;
@@ -298,6 +304,7 @@ void Connection::send(std::span<const char> bytes) {
 }
 
 Reservation Connection::reserve() {
+    assert(w_.on_worker_thread());
     Extras& e = extras();
     const uint64_t ticket = ++w_.last_id_;  // unique on this worker: never reused
     e.pending.push_back(Pending{ticket, {}});
@@ -340,6 +347,7 @@ void Connection::emit(std::span<const char> bytes) {
 }
 
 void Connection::count_requests(uint64_t n) {
+    assert(w_.on_worker_thread());
     answered_ = true;
     w_.stats_.requests.add(n);
 }
@@ -401,6 +409,7 @@ void Connection::flush() {
 // From any other state it does nothing: a connection is closed once (a drain, a time-out and the
 // session may all ask for it).
 void Connection::close() {
+    assert(w_.on_worker_thread());
     if (!is(ConnState::open)) return;
     state_ = ConnState::closing;
     request_timed_ = false;
@@ -495,6 +504,7 @@ TimerId Connection::every(std::chrono::milliseconds period, std::function<void(C
 }
 
 TimerId Connection::add_timer(std::chrono::milliseconds delay, int64_t period_ms, std::function<void(Conn&)> fn) {
+    assert(w_.on_worker_thread());
     if (is(ConnState::closed) || !fn) return 0;
     const TimerId id = ++w_.last_id_;
     auto& timers = extras().timers;
@@ -505,6 +515,7 @@ TimerId Connection::add_timer(std::chrono::milliseconds delay, int64_t period_ms
 }
 
 bool Connection::cancel(TimerId id) {
+    assert(w_.on_worker_thread());
     if (!ext_ || id == 0) return false;
     auto& timers = ext_->timers;
     auto it = std::find_if(timers.begin(), timers.end(), [id](const auto& t) { return t->id_ == id; });
@@ -553,6 +564,7 @@ SocketAddress Connection::local() const { return ask(fd_.get(), ::getsockname); 
 int Connection::worker() const noexcept { return w_.index_; }
 
 ConnHandle Connection::handle() {
+    assert(w_.on_worker_thread());
     if (is(ConnState::closed)) return {};
     if (slot_ == ConnPort::kNoSlot) {
         slot_ = w_.port_->acquire(this);
@@ -592,6 +604,7 @@ namespace kq {
 
 void Connection::connect(const SocketAddress& to, std::chrono::milliseconds timeout,
                          std::function<std::unique_ptr<Session>(Conn&)> open, std::function<void(int)> failed) {
+    assert(w_.on_worker_thread());
     if (!is(ConnState::open)) return;
     int err = 0;
     int fd = ::socket(to.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -5,8 +5,10 @@
 // Thread rules: the worker's thread only.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "conn_list.hpp"
@@ -25,11 +27,18 @@ struct WorkerContext {
 
     WorkerConfig cfg_;
     WorkerStats& stats_;
-    int index_;                           // this worker's, 0-based (Conn::worker)
-    uint64_t opened_ = 0;                 // connections opened so far (Conn::id)
-    uint64_t last_id_ = 0;                // the last timer id or reservation ticket given
-    std::shared_ptr<ConnPort> port_;      // what other threads send through ConnHandles
-    Poller* io_ = nullptr;                // the worker's poller, for outbound connections
+    int index_;                       // this worker's, 0-based (Conn::worker)
+    uint64_t opened_ = 0;             // connections opened so far (Conn::id)
+    uint64_t last_id_ = 0;            // the last timer id or reservation ticket given
+    std::shared_ptr<ConnPort> port_;  // what other threads send through ConnHandles
+    Poller* io_ = nullptr;            // the worker's poller, for outbound connections
+    std::thread::id thread_;          // the worker's thread while it runs (checked in debug builds)
+
+    // Debug builds: a session's Conn used from another thread is a bug the API cannot prevent (ConnHandle
+    // is the way); the assertion names it at the call instead of as a data race later.
+    bool on_worker_thread() const noexcept {
+        return thread_ == std::thread::id() || thread_ == std::this_thread::get_id();
+    }
     std::vector<char> scratch_;           // every read lands here; sessions copy what they keep
     int64_t now_ms_ = 0;                  // coarse clock, read once per loop iteration
     bool draining_ = false;               // a graceful stop is under way

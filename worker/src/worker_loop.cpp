@@ -36,6 +36,7 @@ void WorkerLoop::request_drain() noexcept {
 void WorkerLoop::update_clock() noexcept { now_ms_ = steady_now_ms(); }
 
 void WorkerLoop::run() {
+    thread_ = std::this_thread::get_id();
     while (!stop_.load(std::memory_order_acquire)) {
         admit_new();
         if (!draining_ && drain_requested_.load(std::memory_order_acquire)) begin_drain();
@@ -62,6 +63,7 @@ void WorkerLoop::run() {
         reap();
     }
     close_all();
+    thread_ = std::thread::id();  // the owner closes what arrives later (Worker::join)
 }
 
 void WorkerLoop::admit_new() {
