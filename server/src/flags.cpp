@@ -65,9 +65,9 @@ void add_model_flags(CLI::App& app, Options& o) {
     auto* offload = app.add_option("--offload-ms", o.offload_ms,
                                    "Demonstration only: the same sleep per read as --block-ms, done on a thread pool "
                                    "(kq::OffloadPool) while the connection waits: its worker serves the others "
-                                   "meanwhile; 0 = off")
-                        ->check(whole_number_check(0, 60'000))
-                        ->capture_default_str();
+                                   "meanwhile. 0 = offloaded without sleeping (the cost of the round trip); off "
+                                   "unless given")
+                        ->check(whole_number_check(0, 60'000));
     app.add_option("--offload-threads", o.offload_threads,
                    "Threads of the --offload-ms pool: sleeps and blocking calls need threads, not cores (each "
                    "runs one job at a time)")

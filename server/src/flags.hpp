@@ -17,7 +17,7 @@ struct Options {
     std::string handoff = "queue";
     std::string accept = "acceptor";
     int block_ms = 0;
-    int offload_ms = 0;
+    int offload_ms = -1;  // -1 = off; 0 = offloaded without a sleep (the round trip alone)
     int offload_threads = 16;
     std::string defer_accept = "auto";
     std::string log_level = "info";

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
         auto protocol = o.protocol == "http" ? kq::make_http_protocol(o.http) : kq::make_builtin_protocol(o.protocol);
         if (o.block_ms > 0)
             protocol = kq::make_blocking_protocol(std::move(protocol), std::chrono::milliseconds(o.block_ms));
-        if (o.offload_ms > 0)
+        if (o.offload_ms >= 0)
             protocol = kq::make_offloading_protocol(std::move(protocol), std::chrono::milliseconds(o.offload_ms),
                                                     static_cast<size_t>(o.offload_threads));
         server = std::make_unique<kq::Server>(o.server, std::move(protocol));
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
         server->address(), kq::backend_name(server->backend()), server->worker_count(), o.accept, o.dispatch, o.handoff,
         o.protocol, o.server.worker.batch, o.server.listen.defer_accept_s,
         o.block_ms > 0     ? fmt::format(", blocking {} ms per read", o.block_ms)
-        : o.offload_ms > 0 ? fmt::format(", offloading {} ms per read to {} threads", o.offload_ms, o.offload_threads)
+        : o.offload_ms >= 0 ? fmt::format(", offloading {} ms per read to {} threads", o.offload_ms, o.offload_threads)
                            : std::string());
 
     {
