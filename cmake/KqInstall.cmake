@@ -30,8 +30,19 @@ endif()
 set(KQ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/kqserver)
 install(TARGETS kq_common kq_acceptor kq_worker kq_protocols kq_server kq_package EXPORT kqserverTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})  # include dirs: the targets' $<INSTALL_INTERFACE:...>
-install(DIRECTORY common/include/kq acceptor/include/kq worker/include/kq protocols/include/kq server/include/kq
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.hpp")
+# Only the headers a user needs: a protocol (handler, offload, the test stub), the server and its
+# configuration and counters, the metrics endpoint, the built-in protocols, and the socket helpers they
+# name. The worker, acceptor, mailbox and poller internals stay private; tests/examples/test_install.sh
+# checks that no installed header reaches a header outside this list, Boost or nlohmann-json.
+set(KQ_PUBLIC_HEADERS
+  common/include/kq/counter.hpp common/include/kq/fd.hpp common/include/kq/log.hpp
+  common/include/kq/log_rate_limit.hpp common/include/kq/net.hpp common/include/kq/poller.hpp
+  acceptor/include/kq/accept_stats.hpp acceptor/include/kq/dispatch.hpp
+  worker/include/kq/handler.hpp worker/include/kq/offload.hpp worker/include/kq/conn_stub.hpp
+  worker/include/kq/worker_config.hpp
+  protocols/include/kq/protocols.hpp protocols/include/kq/http.hpp
+  server/include/kq/server.hpp server/include/kq/metrics.hpp)
+install(FILES ${KQ_PUBLIC_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kq)
 # Installed binaries keep an RPATH to the non-system directories they link from (libkqueue under its
 # own prefix): CMake drops the build tree's RPATH at install.
 foreach(tool kqserver kqcat kqbench)

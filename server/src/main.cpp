@@ -55,9 +55,9 @@ int main(int argc, char** argv) {
         "defer-accept {} s{}",
         server->address(), kq::backend_name(server->backend()), server->worker_count(), o.accept, o.dispatch, o.handoff,
         o.protocol, o.server.worker.batch, o.server.listen.defer_accept_s,
-        o.block_ms > 0     ? fmt::format(", blocking {} ms per read", o.block_ms)
+        o.block_ms > 0      ? fmt::format(", blocking {} ms per read", o.block_ms)
         : o.offload_ms >= 0 ? fmt::format(", offloading {} ms per read to {} threads", o.offload_ms, o.offload_threads)
-                           : std::string());
+                            : std::string());
 
     {
         kq::SignalThread signals(*server);

@@ -1,6 +1,9 @@
 // Prometheus text exposition of the server's counters (the endpoint that serves it: metrics_endpoint.cpp).
 #include "kq/metrics.hpp"
 
+#include "kq/acceptor.hpp"
+#include "kq/worker.hpp"
+
 #include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>

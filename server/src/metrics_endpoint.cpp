@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "kq/metrics.hpp"
+#include "kq/worker.hpp"
 
 namespace kq {
 namespace {
@@ -166,6 +167,8 @@ MetricsServer::MetricsServer(const Server& server, const ListenOptions& listen, 
 }
 
 MetricsServer::~MetricsServer() { stop(); }
+
+const WorkerStats& MetricsServer::stats() const noexcept { return worker_->stats(); }
 
 void MetricsServer::start() { worker_->start(); }
 

@@ -9,7 +9,9 @@
 #include <csignal>
 #include <thread>
 
+#include "kq/acceptor.hpp"
 #include "kq/enum_names.hpp"
+#include "kq/worker.hpp"
 
 namespace kq {
 namespace {
@@ -57,6 +59,11 @@ size_t default_max_connections(int workers) {
     // stdio and logging a few more.
     size_t reserve = 32 + 3 * static_cast<size_t>(workers);
     return rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 1;
+}
+
+const WorkerStats& Server::worker_stats(size_t i) const { return workers_.at(i)->stats(); }
+int64_t Server::worker_cpu_time_us(size_t i) const noexcept {
+    return i < workers_.size() ? workers_[i]->cpu_time_us() : -1;
 }
 
 Server::~Server() {

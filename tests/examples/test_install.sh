@@ -20,7 +20,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step "cmake --install $build --prefix $prefix"
 timeout 120 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail "install"; }
 for f in bin/kqserver bin/kqcat include/kq/handler.hpp include/kq/server.hpp include/kq/net.hpp \
-         include/kq/protocols.hpp lib/libkq_common.a lib/libkq_acceptor.a lib/libkq_worker.a \
+         include/kq/protocols.hpp include/kq/offload.hpp include/kq/conn_stub.hpp include/kq/worker_config.hpp lib/libkq_common.a lib/libkq_acceptor.a lib/libkq_worker.a \
          lib/libkq_protocols.a lib/libkq_server.a \
          lib/cmake/kqserver/kqserverConfig.cmake lib/cmake/kqserver/kqserverConfigVersion.cmake \
          lib/cmake/kqserver/kqserverTargets.cmake; do
@@ -30,6 +30,23 @@ if grep -q "$(cd "$example/../.." && pwd)" "$prefix"/lib/cmake/kqserver/*.cmake;
     fail "the installed package config refers to the source tree"
 fi
 timeout 10 "$prefix/bin/kqserver" --help >/dev/null || fail "installed kqserver --help"
+
+step "the installed headers stand alone, and reach no Boost, nlohmann-json or internal header"
+for f in worker.hpp acceptor.hpp mailbox.hpp accept_loop.hpp worker_link.hpp; do
+    [[ ! -e $prefix/include/kq/$f ]] || fail "internal header installed: include/kq/$f"
+done
+for h in "$prefix"/include/kq/*.hpp; do
+    # -H lists every header the compiler opens; only the installed ones and the system's may appear.
+    "$cxx" -std=c++20 -fsyntax-only -H -I "$prefix/include" -x c++ "$h" 2> "$work/trace" \
+        || { cat "$work/trace"; fail "$(basename "$h") does not compile on its own"; }
+    if grep -E 'boost/|nlohmann/|http_parser' "$work/trace" >/dev/null; then
+        grep -E 'boost/|nlohmann/|http_parser' "$work/trace" | head -3
+        fail "$(basename "$h") includes a header the package does not promise"
+    fi
+done
+if grep -n 'find_dependency(Boost\|Boost::\|nlohmann' "$prefix"/lib/cmake/kqserver/*.cmake; then
+    fail "the package config asks for Boost or nlohmann-json"
+fi
 
 step "configure and build the example against $prefix"
 timeout 300 "$cmake" -S "$example" -B "$work/build" -G "$generator" -DCMAKE_CXX_COMPILER="$cxx" \

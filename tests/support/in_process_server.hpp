@@ -14,6 +14,7 @@
 
 #include "kq/protocols.hpp"
 #include "kq/server.hpp"
+#include "kq/worker.hpp"
 
 namespace kq::test {
 

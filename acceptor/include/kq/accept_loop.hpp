@@ -14,17 +14,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "kq/accept_stats.hpp"
 #include "kq/counter.hpp"
 #include "kq/fd.hpp"
 #include "kq/net.hpp"
 
 namespace kq {
-
-// One accept loop's counters. limit_pauses counts the times the loop reached the connection limit
-// (once per stretch at the limit, not once per re-check).
-struct AcceptStats {
-    Counter accepted, accept_errors, accept_pauses, limit_pauses;
-};
 
 class AcceptLoop {
 public:

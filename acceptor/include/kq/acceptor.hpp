@@ -14,22 +14,13 @@
 
 #include "kq/accept_loop.hpp"
 #include "kq/counter.hpp"
+#include "kq/dispatch.hpp"
 #include "kq/fd.hpp"
 #include "kq/net.hpp"
 #include "kq/poller.hpp"
 #include "kq/worker_link.hpp"
 
 namespace kq {
-
-enum class Dispatch { round_robin, least_connections };
-bool parse_dispatch(std::string_view text, Dispatch& out);
-std::string_view dispatch_name(Dispatch d);
-
-// queue: the fd goes through the worker's spsc mailbox (a wake only if the worker sleeps) and the worker
-// registers it. direct: the acceptor registers it in the worker's poller; the kernel event wakes the worker.
-enum class Handoff { queue, direct };
-bool parse_handoff(std::string_view text, Handoff& out);
-std::string_view handoff_name(Handoff h);
 
 class Acceptor {
 public:

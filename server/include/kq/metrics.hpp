@@ -14,7 +14,7 @@
 #include "kq/handler.hpp"
 #include "kq/net.hpp"
 #include "kq/server.hpp"
-#include "kq/worker.hpp"
+#include "kq/worker_config.hpp"
 
 namespace kq {
 
@@ -48,7 +48,7 @@ public:
     uint16_t port() const noexcept { return port_; }
     const std::string& address() const noexcept { return address_; }
     // The endpoint's own worker: connections, scrapes answered (requests), request and idle time-outs.
-    const WorkerStats& stats() const noexcept { return worker_->stats(); }
+    const WorkerStats& stats() const noexcept;
 
 private:
     uint16_t port_;

@@ -13,12 +13,15 @@
 #include <string_view>
 #include <vector>
 
-#include "kq/acceptor.hpp"
+#include "kq/dispatch.hpp"
 #include "kq/handler.hpp"
 #include "kq/net.hpp"
-#include "kq/worker.hpp"
+#include "kq/worker_config.hpp"
 
 namespace kq {
+
+class Worker;    // internal (worker/include/kq/worker.hpp, not installed)
+class Acceptor;  // internal (acceptor/include/kq/acceptor.hpp, not installed)
 
 // acceptor: one thread accepts and hands connections to the workers (the project's design).
 // reuseport: every worker accepts on its own SO_REUSEPORT socket and the kernel spreads clients (nginx's).
@@ -44,6 +47,8 @@ public:
     // Binds and listens at once (so port() is known before run()); throws std::system_error on failure.
     Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol);
     ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
 
     // Starts the workers, runs the acceptor on the calling thread until stop() (reuseport: waits for it),
     // then drains (or, after stop_now(), stops) and joins the workers; every fd is closed when it returns.
@@ -58,6 +63,10 @@ public:
     const std::string& address() const noexcept { return address_; }
     Backend backend() const noexcept;
     size_t worker_count() const noexcept { return workers_.size(); }
+    // Worker i's counters, and its thread's CPU time so far in microseconds (-1 if unknown). Any thread.
+    const WorkerStats& worker_stats(size_t i) const;
+    int64_t worker_cpu_time_us(size_t i) const noexcept;
+    // The worker itself, for the library's own code and tests (include kq/worker.hpp from the build tree).
     const Worker& worker(size_t i) const { return *workers_[i]; }
     AcceptMode accept_mode() const noexcept { return cfg_.accept; }
     // Accept-side counters, summed over the acceptor and (reuseport) the workers. Any thread.
