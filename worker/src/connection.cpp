@@ -468,7 +468,7 @@ void Connection::close_now() {
     }
     if (slot_ != ConnPort::kNoSlot) w_.port_->release(slot_);  // its handles go dead
     w_.graveyard_.push_back(this);
-    w_.stats_.closed.add();
+    (outbound_ ? w_.stats_.outbound_closed : w_.stats_.closed).add();
 }
 
 }  // namespace kq
@@ -616,6 +616,8 @@ void Connection::connect(const SocketAddress& to, std::chrono::milliseconds time
 }
 
 // The connect finished (error 0) or failed: the new connection opens its session, or reports and closes.
+    c->outbound_ = true;
+    w_.stats_.outbound.add();
 // Nothing runs if the connection that asked has closed meanwhile.
 void Connection::finish_connect(int error) {
     std::unique_ptr<Outbound> ob = std::move(ext_->outbound);

@@ -213,6 +213,7 @@ private:
     bool user_paused_ = false;      // the session paused reading
     bool reoffer_ = false;          // held input is to be offered again (reading resumed)
     bool drain_wanted_ = false;     // output was congested: on_drained() once it is not
+    bool outbound_ = false;         // made by Conn::connect, not accepted: not in WorkerStats::closed
     int64_t last_active_ms_ = 0;    // last read or write progress (worker's coarse clock)
     int64_t request_began_ms_ = 0;  // when the unfinished request began (valid while request_timed_)
     int64_t linger_since_ms_ = 0;   // when the lingering close began (valid while lingering)
