@@ -19,7 +19,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 step "cmake --install $build --prefix $prefix"
 timeout 120 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail "install"; }
-for f in bin/kqserver bin/kqcat include/kq/handler.hpp include/kq/server.hpp include/kq/net.hpp \
+for f in bin/kqserver bin/kqcat bin/kqproxy include/kq/handler.hpp include/kq/server.hpp include/kq/net.hpp \
          include/kq/protocols.hpp lib/libkq_common.a lib/libkq_acceptor.a lib/libkq_worker.a \
          lib/libkq_protocols.a lib/libkq_server.a \
          lib/cmake/kqserver/kqserverConfig.cmake lib/cmake/kqserver/kqserverConfigVersion.cmake \
@@ -30,6 +30,7 @@ if grep -q "$(cd "$example/../.." && pwd)" "$prefix"/lib/cmake/kqserver/*.cmake;
     fail "the installed package config refers to the source tree"
 fi
 timeout 10 "$prefix/bin/kqserver" --help >/dev/null || fail "installed kqserver --help"
+timeout 10 "$prefix/bin/kqproxy" --help >/dev/null || fail "installed kqproxy --help"
 
 step "configure and build the example against $prefix"
 timeout 300 "$cmake" -S "$example" -B "$work/build" -G "$generator" -DCMAKE_CXX_COMPILER="$cxx" \
