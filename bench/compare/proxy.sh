@@ -26,7 +26,7 @@ until grep -q listening "$work/proxy.out" 2>/dev/null; do sleep 0.05; done
 cat > "$work/haproxy.cfg" <<CONF
 global
   nbthread 2
-  maxconn 20000
+  maxconn 5000
 defaults
   mode tcp
   timeout connect 1000ms
@@ -43,7 +43,10 @@ CONF
 haproxy -W -db -f "$work/haproxy.cfg" > "$work/haproxy.log" 2>&1 &
 haproxy_pid=$!  # the master; its worker is its child (cpu_ticks adds children, kqbench --server-pid does not)
 pids+=("$haproxy_pid")
-until "$build/bench/kqcat" --timeout 1 127.0.0.1 18203 < /dev/null > /dev/null 2>&1; do sleep 0.05; done
+until "$build/bench/kqcat" --timeout 1 127.0.0.1 18203 < /dev/null > /dev/null 2>&1; do
+  kill -0 "$haproxy_pid" 2>/dev/null || { cat "$work/haproxy.log" >&2; exit 1; }
+  sleep 0.05
+done
 haproxy_worker=$(pgrep -P "$haproxy_pid" | head -1)
 
 setups=(kqproxy haproxy direct)
