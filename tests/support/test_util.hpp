@@ -133,6 +133,46 @@ inline std::string recv_until_eof(int fd) {
 // closes; the server counted at least one limit pause.
 void expect_limit_queues_next_client(RunningServer& srv, int limit);
 
+// A loopback port where nothing listens: bound but never listening, so a connect is refused at once (the
+// socket is kept so no other test takes the port meanwhile).
+struct RefusingPort {
+    RefusingPort() : fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+            ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            throw std::runtime_error("RefusingPort: bind");
+        port = ntohs(a.sin_port);
+    }
+    UniqueFd fd;
+    uint16_t port = 0;
+};
+
+// A loopback listener that never accepts, its queue filled (listen backlog 0, then connections until
+// one does not complete): a further connect's SYN is dropped, so it neither succeeds nor fails until
+// its time-out. Loopback only.
+struct UnresponsiveListener {
+    UnresponsiveListener() {
+        ListenOptions opt;
+        opt.host = "127.0.0.1";
+        opt.port = 0;
+        opt.backlog = 0;
+        fd = listen_tcp(opt);
+        port = local_port(fd.get());
+        for (int i = 0; i < 64; ++i) {
+            fillers.push_back(connect_tcp("127.0.0.1", port, true));
+            pollfd p{fillers.back().get(), POLLOUT, 0};
+            if (::poll(&p, 1, 300) == 0) return;  // this one's SYN was dropped: the queue is full
+        }
+        throw std::runtime_error("UnresponsiveListener: the accept queue never filled");
+    }
+    UniqueFd fd;
+    uint16_t port = 0;
+    std::vector<UniqueFd> fillers;
+};
+
 // Random bytes, eight per generator call (the per-byte loop dominates the sanitizer runs otherwise).
 inline std::string random_bytes(std::mt19937_64& rng, size_t n) {
     std::string s(n + 8, '\0');

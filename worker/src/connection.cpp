@@ -293,7 +293,7 @@ bool Connection::congested() const noexcept { return out_.size() > w_.cfg_.low_w
 // Output, in order: while a reservation is unfilled, sends queue behind it.
 void Connection::send(std::span<const char> bytes) {
     assert(w_.on_worker_thread());
-    if (!is(ConnState::open) || bytes.empty()) return;
+    if (!is(ConnState::open) || bytes.empty() || write_shut_) return;
     if (reserving()) {
         auto& pending = ext_->pending;
         if (pending.back().ticket != 0) pending.push_back(Pending{0, {}});
@@ -329,6 +329,7 @@ void Connection::fill(Reservation r, std::string bytes) {
     if (reserving()) return;
     if (is(ConnState::closing) && out_.empty()) finish();
     else release_extras_if_empty();
+    shut_write_if_flushed();
 }
 
 // Writes bytes now if nothing waits before them, and keeps the unsent tail. Open or closing.
@@ -394,6 +395,7 @@ void Connection::flush() {
         if (!reserving()) finish();
         return;
     }
+    shut_write_if_flushed();
     if (out_.size() > w_.cfg_.low_water) return;
     if (read_paused_) {
         read_paused_ = false;
@@ -414,6 +416,20 @@ void Connection::close() {
     state_ = ConnState::closing;
     request_timed_ = false;
     if (out_.empty() && !reserving()) finish();
+}
+
+// Half-close once the output owed is written; the session goes on reading (a proxy's other direction).
+void Connection::shutdown_write() {
+    if (!is(ConnState::open) || write_shut_) return;
+    write_shut_ = true;
+    shut_write_if_flushed();
+}
+
+// SHUT_WR fails only on a socket that is already dead: its next read or event reports that.
+void Connection::shut_write_if_flushed() {
+    if (!write_shut_ || write_shut_done_ || !is(ConnState::open) || !out_.empty() || reserving()) return;
+    write_shut_done_ = true;
+    ::shutdown(fd(), SHUT_WR);
 }
 
 void Connection::end_if_draining() {
@@ -477,7 +493,7 @@ void Connection::close_now() {
     }
     if (slot_ != ConnPort::kNoSlot) w_.port_->release(slot_);  // its handles go dead
     w_.graveyard_.push_back(this);
-    w_.stats_.closed.add();
+    (outbound_ ? w_.stats_.outbound_closed : w_.stats_.closed).add();
 }
 
 }  // namespace kq
@@ -613,6 +629,8 @@ void Connection::connect(const SocketAddress& to, std::chrono::milliseconds time
         err = errno;
     auto* c = new Connection(w_, UniqueFd(fd));
     c->state_ = ConnState::connecting;
+    c->outbound_ = true;
+    w_.stats_.outbound.add();
     c->set_id((static_cast<uint64_t>(w_.index_) << 48) | ++w_.opened_);
     c->connect_by_ms_ = w_.now_ms_ + std::max<int64_t>(1, timeout.count());
     c->extras().outbound = std::make_unique<Outbound>(Outbound{handle(), std::move(open), std::move(failed), err});

@@ -117,6 +117,7 @@ public:
     void send(std::span<const char> bytes) override;
     Reservation reserve() override;
     void close() override;  // open -> closing
+    void shutdown_write() override;
     void count_requests(uint64_t n) override;
     size_t unsent() const noexcept override { return out_.size(); }
     bool congested() const noexcept override;
@@ -186,6 +187,7 @@ private:
     void discard_input();
     void after_data();
     void flush();
+    void shut_write_if_flushed();
     bool write_some(std::span<const char> bytes, size_t& done);
     void finish();
     void schedule_read();
@@ -213,6 +215,9 @@ private:
     bool user_paused_ = false;      // the session paused reading
     bool reoffer_ = false;          // held input is to be offered again (reading resumed)
     bool drain_wanted_ = false;     // output was congested: on_drained() once it is not
+    bool write_shut_ = false;       // shutdown_write(): SHUT_WR once the output is written; no more sends
+    bool write_shut_done_ = false;  // and SHUT_WR was done
+    bool outbound_ = false;         // made by Conn::connect, not accepted: not in WorkerStats::closed
     int64_t last_active_ms_ = 0;    // last read or write progress (worker's coarse clock)
     int64_t request_began_ms_ = 0;  // when the unfinished request began (valid while request_timed_)
     int64_t linger_since_ms_ = 0;   // when the lingering close began (valid while lingering)

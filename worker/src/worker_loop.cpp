@@ -214,9 +214,15 @@ void WorkerLoop::run_scheduled() {
 void WorkerLoop::reap() noexcept {
     // A connection closed after it was put on the resume list (say, its request time-out fired in the
     // same pass that used up its read budget) must leave the list before it is freed.
-    bool queued = std::any_of(graveyard_.begin(), graveyard_.end(), [](const Connection* c) { return c->queued(); });
-    if (queued) std::erase_if(scheduled_, [](const Connection* c) { return c->is(ConnState::closed); });
-    for (Connection* c : graveyard_) delete c;
+    // A session's destructor may close another connection (a proxy closes its other side), which joins
+    // the graveyard meanwhile: each round frees what the previous one added, until none is added.
+    for (size_t done = 0; done < graveyard_.size();) {
+        const auto first = graveyard_.begin() + static_cast<std::ptrdiff_t>(done);
+        bool queued = std::any_of(first, graveyard_.end(), [](const Connection* c) { return c->queued(); });
+        if (queued) std::erase_if(scheduled_, [](const Connection* c) { return c->is(ConnState::closed); });
+        const size_t end = graveyard_.size();
+        for (; done < end; ++done) delete graveyard_[done];  // may append: index, not iterator
+    }
     graveyard_.clear();
 }
 

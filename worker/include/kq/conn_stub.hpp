@@ -22,6 +22,7 @@ public:
     using Conn::send;
     Reservation reserve() override { return Reservation{++last_id}; }
     void close() override { closed = true; }
+    void shutdown_write() override { write_shut = true; }
     void count_requests(uint64_t n) override { requests += n; }
     size_t unsent() const noexcept override { return unsent_bytes; }
     bool congested() const noexcept override { return unsent_bytes > low_water; }
@@ -74,6 +75,7 @@ public:
     };
     std::string sent;
     bool closed = false;
+    bool write_shut = false;
     bool paused = false;
     uint64_t requests = 0;
     size_t unsent_bytes = 0;  // what unsent() says; congested() above low_water

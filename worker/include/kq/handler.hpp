@@ -102,6 +102,10 @@ public:
     // Closes the connection once everything sent so far (and every reservation made) has been written.
     // No on_data() or on_peer_eof() call follows; the session is destroyed later on this thread.
     virtual void close() = 0;
+    // Half-closes: once everything sent so far (and every reservation made) has been written, the peer
+    // gets EOF (shutdown(SHUT_WR)); reading goes on, and later sends are dropped. A proxy passes on a
+    // client's half-close this way; close() still ends the connection.
+    virtual void shutdown_write() = 0;
     // Adds n to the worker's request counter (metrics, exit summary): call once per request answered.
     virtual void count_requests(uint64_t n = 1) = 0;
 

@@ -64,8 +64,10 @@ struct WorkerStats {
     // Connections closed because their session held more than max_input unconsumed; ConnHandle calls
     // that arrived after their connection closed.
     Counter input_overflows, handle_dropped;
-    // Outbound connections (Conn::connect) made, and those that failed or timed out.
-    Counter connects, connect_failures;
+    // Outbound connections (Conn::connect) made, and those that failed or timed out. `closed` counts
+    // accepted connections only (the connection limit compares it with those accepted): outbound ones
+    // are counted apart, when started and when closed (connected or not).
+    Counter connects, connect_failures, outbound, outbound_closed;
     // --accept reuseport only: this worker's own accept loop (accepted, accept4 failures, pauses).
     AcceptStats accept;
     EventsPerWait events_per_wait;
