@@ -2,8 +2,8 @@
 // connection is not congested, pipelined requests wait (held by the worker, the session paused) until the
 // answer before them is out, so the server's memory for a connection stays bounded however much a client
 // pipelines; a slow reader is timed by the idle time-out (write progress counts), never by the request
-// time-out. A probe wraps the HTTP session to see what the server holds: the connection's unsent output
-// after every call of the session, and what each call sent.
+// time-out; a graceful stop lets a streaming answer finish. A probe wraps the HTTP session to see what the
+// server holds: the connection's unsent output after every call of the session, and what each call sent.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -300,6 +300,28 @@ TEST_P(HttpFlow, ReaderThatReadsNothingIsCutByTheIdleTimeout) {
     read_answers(fd.get(), s, 2);
     ASSERT_EQ(s.answers().size(), 1u);
     EXPECT_LT(s.answers()[0].body, size_t{64} << 20) << "the whole body arrived: the server was never idle";
+}
+
+// A graceful stop while a large answer streams to a slow client: the answer is owed, so it is finished
+// (within the drain time-out), then the connection closes with a FIN.
+TEST_P(HttpFlow, GracefulStopLetsAStreamingAnswerFinish) {
+    ServerConfig cfg = config(1);
+    HttpOptions opt;
+    opt.max_bytes_route = 16 << 20;
+    auto srv = start(cfg, opt);
+    UniqueFd fd = small_window_client(srv->port());
+    send_all(fd.get(), get("/bytes/16777216"));
+    ASSERT_TRUE(eventually([&] { return stats_->paused.load(); }, 10'000)) << "the server never waited for us";
+    srv->server().stop();
+    Received got = read_until_closed(fd.get());
+    fd.reset();  // our FIN ends the server's lingering close at once
+    AnswerStream s;
+    s.feed(got.bytes);
+    ASSERT_EQ(s.answers().size(), 1u);
+    EXPECT_EQ(s.answers()[0].body, size_t{16} << 20) << "the answer was cut by the stop";
+    EXPECT_TRUE(s.between_answers());
+    EXPECT_FALSE(got.reset);
+    srv->stop_within(5000);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, HttpFlow, ::testing::ValuesIn(built_backends()), backend_label);
