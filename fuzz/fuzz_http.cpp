@@ -1,11 +1,13 @@
 // libFuzzer target for the HTTP request path. The payload goes through one HTTP Session, cut into reads at
-// points the input's first bytes choose, exactly as the worker feeds it; a recording Reply then checks the
-// answers. The same bytes go through kq::http::RequestReader whole and split at the same points (the
+// points the input's first bytes choose, fed as the worker feeds it (input the session leaves is held and
+// offered again, reading pauses and resumes, output drains and on_drained() follows); a recording Conn
+// then checks the answers, and that each call's output stays bounded. The same bytes go through kq::http::RequestReader whole and split at the same points (the
 // events must be the same), and each request it frames is framed again by Boost.Beast's basic_parser, an
 // independent implementation: where both accept, both must frame it the same way.
 //
-// Input: byte 0 = options preset (bits 0-1), end with the request time-out instead of EOF (bit 2), number
-// of split bytes (bits 4-7); then that many split bytes (each cuts the payload at byte*len/256); then the
+// Input: byte 0 = options preset (bits 0-1), end with the request time-out instead of EOF (bit 2), a slow
+// client (bit 3: it reads only when the server waits for it, else after every call), number of split bytes
+// (bits 4-7); then that many split bytes (each cuts the payload at byte*len/256); then the
 // payload, the bytes a client sent. A seed "\x00GET / HTTP/1.0\r\n\r\n" is one unsplit request.
 //
 // Run with KQ_FUZZ_HTTP_STATS=1 to see, at exit, how often each documented difference from Beast was
@@ -15,6 +17,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -71,6 +75,7 @@ kq::HttpOptions preset(int i) {
 struct Input {
     int preset = 0;
     bool end_with_timeout = false;
+    bool slow_client = false;
     std::vector<size_t> cuts;  // sorted offsets into payload, its size last
     std::string_view payload;
 };
@@ -79,6 +84,7 @@ Input decode(const uint8_t* data, size_t size) {
     Input in;
     in.preset = data[0] & 3;
     in.end_with_timeout = (data[0] & 4) != 0;
+    in.slow_client = (data[0] & 8) != 0;
     size_t splits = std::min<size_t>(data[0] >> 4, size - 1);
     in.payload = std::string_view(reinterpret_cast<const char*>(data) + 1 + splits, size - 1 - splits);
     for (size_t i = 0; i < splits; ++i) in.cuts.push_back(data[1 + i] * in.payload.size() / 256);
@@ -512,32 +518,69 @@ void compare_with_beast(std::string_view payload, const Request& r) {
 // ---------------------------------------------------------------------------------------------------
 // The session: a recording Reply, then the answers it wrote parsed and held against the requests above.
 
-// One on_data / on_peer_eof / on_request_timeout call: where its output lies, what it counted, and
-// whether the connection was closed by the end of it.
+// One on_data / on_drained / on_peer_eof / on_request_timeout call: where its output lies, what it counted,
+// and whether the connection was closed by the end of it.
 struct Call {
-    enum Kind { data, eof, timeout } kind = data;
+    enum Kind { data, drained, eof, timeout } kind = data;
     size_t out_begin = 0, out_end = 0;
     uint64_t counted = 0;
     bool closed = false;
 };
 
+// The worker's flow-control settings (WorkerConfig's defaults): the session sees congestion above low
+// water; the worker stops reading above high water and reads again once the output drained to low water.
+constexpr size_t kLowWater = 256 * 1024, kHighWater = 1024 * 1024;
+// What one call may add to output that was at most low water (or to what it found, if more): two 64 KiB
+// pieces (a piece's worth of gathered answers and one more answer, or a head and a body's first piece)
+// and a few heads; unbounded pipelining must not show here.
+constexpr size_t kCallSlack = 2 * 64 * 1024 + 4096;
+// A client that has received this much goes away (no EOF, no more reads): keeps each run short, since a
+// few KiB of pipelined GET /bytes/1048576 ask for hundreds of MiB, all of it now answered.
+constexpr size_t kOutputCap = 8 << 20;
+
 class RecordingReply final : public kq::testing::ConnStub {
 public:
+    RecordingReply() { low_water = kLowWater; }
     using ConnStub::send;
     void send(std::span<const char> bytes) override {
         check(!closed_, "send() after close()");
         out_.append(bytes.data(), bytes.size());
+        // As Connection::emit, with a kernel that takes nothing during a call: unsent until drain().
+        unsent_bytes += bytes.size();
+        if (unsent_bytes > kLowWater) drain_wanted_ = true;
+        if (unsent_bytes > kHighWater) backpressure_ = true;
     }
     void close() override { closed_ = true; }
     void count_requests(uint64_t n) override { counted_ += n; }
+    void resume_reading() override {
+        if (paused) resumed_ = true;
+        ConnStub::resume_reading();
+    }
 
-    void begin_call(Call::Kind kind) { calls_.push_back({kind, out_.size(), 0, counted_, false}); }
+    void begin_call(Call::Kind kind) {
+        calls_.push_back({kind, out_.size(), 0, counted_, false});
+        unsent_before_ = unsent_bytes;
+    }
     void end_call() {
         Call& c = calls_.back();
         c.out_end = out_.size();
         c.counted = counted_ - c.counted;
         c.closed = closed_;
+        check(unsent_bytes <= std::max(unsent_before_, kLowWater) + kCallSlack,
+              "one call's output is not bounded by flow control");
     }
+    // The client read: the output is down to `to`; true if the session is to hear of it (on_drained(),
+    // once output that was above low water is at most low water, as Connection::flush).
+    bool drain(size_t to) {
+        unsent_bytes = std::min(unsent_bytes, to);
+        if (unsent_bytes > kLowWater) return false;
+        backpressure_ = false;
+        return std::exchange(drain_wanted_, false);
+    }
+    // Reading is held back: by the session, or by the worker's own backpressure.
+    bool reading_held() const { return paused || backpressure_; }
+    bool drain_wanted() const { return drain_wanted_; }
+    bool take_resumed() { return std::exchange(resumed_, false); }
     bool closed() const { return closed_; }
     const std::string& out() const { return out_; }
     const std::vector<Call>& calls() const { return calls_; }
@@ -546,32 +589,74 @@ private:
     std::string out_;
     uint64_t counted_ = 0;
     bool closed_ = false;
+    bool drain_wanted_ = false;  // the output went above low water since the last on_drained()
+    bool backpressure_ = false;  // above high water: the worker reads nothing until it drained
+    bool resumed_ = false;       // resume_reading() since the worker last looked
+    size_t unsent_before_ = 0;
     std::vector<Call> calls_;
 };
 
-// Feeds the reads as the worker would: in order, each in a buffer of its own (the session may change it;
-// ASan sees any access past it), none after the session closed, then EOF or the request time-out. Each
-// on_data() call's output stays within the session's 4 MiB budget plus the one answer that crosses it.
-void feed(kq::Session& session, const Input& in, const std::vector<std::string_view>& pieces, size_t max_route,
-          RecordingReply& reply) {
-    constexpr size_t kMaxOutputPerRead = (4u << 20) + 1024;
-    for (std::string_view piece : pieces) {
-        if (reply.closed()) return;
-        std::vector<char> bytes(piece.begin(), piece.end());
+// Feeds the reads as the worker would. Each on_data() gets the held input followed by the next read, in a
+// buffer of its own (the session may change it; ASan sees any access past it); what it leaves unconsumed is
+// held. No read while reading is held back (the session paused, or the output is above high water); after
+// the session resumes, the held input is offered at once. Between calls the client reads: everything after
+// every call (a fast client), or only when the server waits for it and only down to low water (a slow
+// one); on_drained() follows as the worker calls it. Then EOF or the request time-out, unless the client
+// went away (kOutputCap). Returns false in that case: the last answer may be cut.
+bool feed(kq::Session& session, const Input& in, const std::vector<std::string_view>& pieces, RecordingReply& reply) {
+    std::string held;
+    const auto gone = [&] { return reply.out().size() >= kOutputCap; };
+    const auto deliver = [&](std::string_view fresh) {
+        std::vector<char> bytes(held.begin(), held.end());
+        bytes.insert(bytes.end(), fresh.begin(), fresh.end());
+        held.clear();
         reply.begin_call(Call::data);
-        size_t used = session.on_data(bytes, reply);
+        const size_t used = session.on_data(bytes, reply);
         reply.end_call();
-        check(used == bytes.size(),
-              "the HTTP session consumes every byte it is given (its reader keeps what it needs)");
-        const Call& c = reply.calls().back();
-        check(c.out_end - c.out_begin <= kMaxOutputPerRead + max_route, "one read's answers exceed the budget");
+        check(used <= bytes.size(), "on_data() consumed more than it was given");
+        if (reply.closed()) return;
+        // HTTP's reader keeps what it needs of an unfinished request: the session leaves input only to wait
+        // for its output, at a request boundary, and a session that left it without pausing would be offered
+        // it again with every read.
+        if (used < bytes.size()) check(reply.paused, "input left unconsumed without pausing");
+        held.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
+        check(held.size() <= 64 * 1024, "more held than one read");
+    };
+    const auto drain = [&](size_t to) {
+        if (!reply.drain(to) || reply.closed()) return;
+        reply.begin_call(Call::drained);
+        session.on_drained(reply);
+        reply.end_call();
+    };
+    // Until the worker would read again: held input offered after a resume, and waits for the client.
+    const auto settle = [&] {
+        while (!reply.closed() && !gone()) {
+            if (reply.take_resumed() && !held.empty() && !reply.reading_held()) {
+                deliver({});
+                if (!in.slow_client) drain(0);
+                continue;
+            }
+            if (!reply.reading_held()) return;
+            // Only the output's draining can end a wait; without it the connection would hang.
+            check(reply.drain_wanted() || !reply.paused, "reading paused with no output to wait for");
+            drain(in.slow_client ? kLowWater : 0);
+        }
+    };
+    for (std::string_view piece : pieces) {
+        settle();
+        if (reply.closed() || gone()) return !gone();
+        deliver(piece);
+        if (!in.slow_client) drain(0);
     }
-    if (reply.closed()) return;
+    settle();
+    if (reply.closed() || gone()) return !gone();
+    check(held.empty(), "input held while reading");
     bool timeout = in.end_with_timeout && session.mid_request();
     reply.begin_call(timeout ? Call::timeout : Call::eof);
     if (timeout) session.on_request_timeout(reply);
     else session.on_peer_eof(reply);
     reply.end_call();
+    return true;
 }
 
 // The statuses this server may send and their phrases (RFC 9110 §15), written out here rather than taken
@@ -660,8 +745,9 @@ size_t parse_head(std::string_view out, size_t pos, Response& r) {
 }
 
 // A body follows unless the request was HEAD. A HEAD request may still get a body in a final error
-// answer, and then nothing follows it.
-void parse_body(std::string_view out, size_t head_end, bool head_request, size_t max_route, Response& r) {
+// answer, and then nothing follows it. `cut`: the client went away, and the last body may be incomplete
+// (its end is then past the output).
+void parse_body(std::string_view out, size_t head_end, bool head_request, size_t max_route, bool cut, Response& r) {
     size_t left = out.size() - head_end;
     if (head_request) {
         r.has_body = left != 0 && !out.substr(head_end).starts_with("HTTP/1.1 ");
@@ -671,10 +757,14 @@ void parse_body(std::string_view out, size_t head_end, bool head_request, size_t
         }
     } else {
         r.has_body = true;
-        check(left >= r.content_length, "body shorter than Content-Length");
+        check(left >= r.content_length || cut, "body shorter than Content-Length");
     }
     r.end = head_end + (r.has_body ? r.content_length : 0);
     std::string_view body = out.substr(head_end, r.has_body ? r.content_length : 0);
+    if (body.size() < r.end - head_end) {  // cut: what arrived of a /bytes/N body
+        check(r.status == 200 && body.find_first_not_of('x') == std::string_view::npos, "a cut answer is no /bytes/N");
+        return;
+    }
     if (r.status != 200) {
         check(r.content_length == error_body(r.status).size(), "error answer's Content-Length is not its body's");
         check(!r.has_body || body == error_body(r.status), "error answer's body does not name its status");
@@ -691,7 +781,8 @@ bool is_head(const std::vector<Request>& reqs, size_t i) {
 }
 
 // Splits the output into final answers (answer i is to request i) and the interim 100s before them.
-std::vector<Response> parse_responses(std::string_view out, const std::vector<Request>& reqs, size_t max_route) {
+std::vector<Response> parse_responses(std::string_view out, const std::vector<Request>& reqs, size_t max_route,
+                                      bool cut) {
     std::vector<Response> rs;
     bool continued = false;
     for (size_t pos = 0; pos < out.size();) {
@@ -705,7 +796,7 @@ std::vector<Response> parse_responses(std::string_view out, const std::vector<Re
         Response r;
         r.begin = pos;
         r.continued = std::exchange(continued, false);
-        parse_body(out, parse_head(out, pos, r), is_head(reqs, rs.size()), max_route, r);
+        parse_body(out, parse_head(out, pos, r), is_head(reqs, rs.size()), max_route, cut, r);
         rs.push_back(r);
         pos = r.end;
     }
@@ -747,19 +838,24 @@ void check_answers(const std::vector<Response>& rs, const std::vector<Request>& 
     }
 }
 
-// Per call: count_requests() adds up the final answers begun in it; a closing answer closes in the same
-// call, and an on_data() that closes has said why in its last answer; EOF and the time-out close.
+// Per call: count_requests() adds up the final answers begun in it, and on_drained() begins none (it only
+// goes on with a body; the requests after it come back through on_data()). A closing answer closes the
+// connection in the call that sends its last byte, and a call that closes has just sent one whole (unless
+// EOF or the time-out closes); the time-out answers 408.
 void check_calls(const RecordingReply& reply, const std::vector<Response>& rs) {
     size_t next = 0;
     for (const Call& c : reply.calls()) {
         size_t first = next;
         while (next < rs.size() && rs[next].begin < c.out_end) ++next;
         check(next - first == c.counted, "count_requests() differs from the answers written in the same call");
+        if (c.kind == Call::drained) check(next == first, "on_drained() began an answer");
         const Response* last = next > first ? &rs[next - 1] : nullptr;
-        if (last != nullptr && last->close) check(c.closed, "answered Connection: close but left the connection open");
-        if (c.kind == Call::data && c.closed)
-            check(last != nullptr && last->close, "on_data() closed without a closing answer");
-        if (c.kind != Call::data) check(c.closed, "the connection is left open after EOF or the request time-out");
+        const bool closing_sent = next > 0 && rs[next - 1].close && rs[next - 1].end <= c.out_end;
+        if (closing_sent) check(c.closed, "answered Connection: close but left the connection open");
+        if (c.kind == Call::data || c.kind == Call::drained)
+            check(!c.closed || closing_sent, "closed without a closing answer, or before its end");
+        if (c.kind == Call::eof || c.kind == Call::timeout)
+            check(c.closed, "the connection is left open after EOF or the request time-out");
         if (c.kind == Call::timeout) {
             check(last != nullptr && next - first == 1 && last->status == 408,
                   "the request time-out did not answer 408");
@@ -795,11 +891,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     RecordingReply reply;
     g_output = &reply.out();
+    bool cut = false;  // the client went away before the end
     {
         std::unique_ptr<kq::Session> session = protocols[in.preset]->open(reply);
-        feed(*session, in, pieces, options.max_bytes_route, reply);
+        cut = !feed(*session, in, pieces, reply);
     }
-    std::vector<Response> rs = parse_responses(reply.out(), reqs, options.max_bytes_route);
+    std::vector<Response> rs = parse_responses(reply.out(), reqs, options.max_bytes_route, cut);
     check_answers(rs, reqs);
     check_calls(reply, rs);
     g_output = nullptr;

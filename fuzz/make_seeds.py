@@ -6,15 +6,16 @@ import os
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def http_seed(payload, preset=0, timeout=False, splits=(), cuts=()):
-    """Byte 0: preset (bits 0-1), end with the request time-out (bit 2), number of split bytes (bits 4-7).
-    A split byte b cuts the payload at b*len/256; cuts are payload offsets turned into such bytes."""
+def http_seed(payload, preset=0, timeout=False, splits=(), cuts=(), slow=False):
+    """Byte 0: preset (bits 0-1), end with the request time-out (bit 2), a slow client (bit 3), number of
+    split bytes (bits 4-7). A split byte b cuts the payload at b*len/256; cuts are payload offsets turned
+    into such bytes."""
     for offset in cuts:
         b = -(-offset * 256 // len(payload))
         assert b < 256 and b * len(payload) // 256 == offset, offset
         splits += (b,)
     assert len(splits) < 16
-    head = bytes([preset | (4 if timeout else 0) | (len(splits) << 4)]) + bytes(splits)
+    head = bytes([preset | (4 if timeout else 0) | (8 if slow else 0) | (len(splits) << 4)]) + bytes(splits)
     return head + payload.encode("latin-1")
 
 
@@ -32,6 +33,7 @@ def chunked(*headers, body, line="POST / HTTP/1.1"):
 GET = req("GET / HTTP/1.1", host="localhost")
 CONTINUE = req("POST /up HTTP/1.1", "Expect: 100-continue", "Content-Length: 5")
 CHUNKED_CONTINUE = chunked("Expect: 100-Continue", body="")
+BIG = req("GET /bytes/1048576 HTTP/1.1")
 HTTP = {
     "get_root": http_seed(GET),
     "get_bytes_10": http_seed(req("GET /bytes/10 HTTP/1.1")),
@@ -149,6 +151,19 @@ HTTP = {
     "incomplete_body_timeout": http_seed(req("POST / HTTP/1.1", "Content-Length: 10", body="abc"), timeout=True),
     "empty_lines_timeout": http_seed("\r\n", timeout=True),
     "incomplete_at_eof": http_seed(GET + "GET /by"),
+    # flow control: large bodies stream while the output is not congested, later requests wait (held), and
+    # a slow client makes the session pause and go on in on_drained()
+    "stream_pipelined": http_seed(BIG * 3 + req("GET /bytes/3 HTTP/1.1") + "GET / HT", slow=True,
+                                  splits=(40, 41, 100, 200)),
+    "stream_pipelined_fast": http_seed(BIG * 3 + req("HEAD /bytes/1048576 HTTP/1.1") + GET),
+    "stream_then_close": http_seed(BIG + req("GET /bytes/1048576 HTTP/1.1", "Connection: close") + GET, slow=True),
+    "stream_then_error": http_seed(BIG * 2 + "\x01junk", slow=True),
+    "stream_then_timeout": http_seed(BIG + "GET / HTTP/1.1\r\nHo", slow=True, timeout=True),
+    "stream_then_continue": http_seed(BIG + CONTINUE + "abcde" + CONTINUE + "ab", slow=True, timeout=True),
+    "stream_many_small": http_seed("".join(req("GET /bytes/%d HTTP/1.1" % (60000 + i)) for i in range(40)),
+                                   slow=True),
+    "stream_http10": http_seed(req("GET /bytes/1048576 HTTP/1.0") + BIG, slow=True),
+    "stream_past_the_cap": http_seed(BIG * 12, slow=True),
 }
 
 # fuzz_connection: an options byte (bit 0 idle time-out, 1 request time-out, 2 short linger, 3 read

@@ -1,6 +1,7 @@
 // Cost of HTTP request handling per request: the request reader alone (protocols/src/http_request.hpp), then
 // a whole kq HTTP session (framing + route + response build) through the Protocol API,
-// for a minimal wrk request, a browser-like one with 11 headers, and 16 pipelined wrk requests.
+// for a minimal wrk request, a browser-like one with 11 headers, and 16 pipelined wrk requests; and the
+// session answering GET /bytes/N of 64 KiB and 1 MiB (the cost of producing a large body).
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -113,6 +114,8 @@ void BM_HttpSession(benchmark::State& state, std::string_view request, int reque
 void register_http_benchmarks() {
     benchmark::RegisterBenchmark("BM_HttpHeadTrickled", BM_HttpHeadTrickled)->Arg(8192)->Arg(65536)->Arg(1 << 20);
     static const std::string pipelined = repeated(kWrkRequest, 16);
+    static const std::string bytes64k = "GET /bytes/65536 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+    static const std::string bytes1m = "GET /bytes/1048576 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
     struct Case {
         const char* name;
         std::string_view request;
@@ -125,6 +128,9 @@ void register_http_benchmarks() {
         benchmark::RegisterBenchmark((std::string("BM_HttpSession/") + c.name).c_str(), BM_HttpSession, c.request,
                                      c.requests);
     }
+    // The reply's output never congests here (it keeps nothing unsent): the body is produced whole.
+    benchmark::RegisterBenchmark("BM_HttpSession/bytes64k", BM_HttpSession, std::string_view(bytes64k), 1);
+    benchmark::RegisterBenchmark("BM_HttpSession/bytes1m", BM_HttpSession, std::string_view(bytes1m), 1);
 }
 
 }  // namespace kq::micro

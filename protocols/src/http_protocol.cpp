@@ -1,6 +1,10 @@
 // HTTP/1.1 sessions on the strict request framing of http_request.hpp: keep-alive, pipelining (answered
-// in order, all the answers to one read in one send()), bodies read and discarded, Expect: 100-continue,
-// and a clear status for every bad request, after which the connection closes.
+// in order, the answers to one read gathered into few send()s), bodies read and discarded, Expect:
+// 100-continue, and a clear status for every bad request, after which the connection closes. Output is
+// flow-controlled: a large /bytes/N body is streamed in pieces while the connection is not congested, and
+// no later request is answered until it is out, so a connection's unsent output stays bounded however
+// much a client pipelines and however slowly it reads.
+#include <algorithm>
 #include <charconv>
 #include <string>
 #include <utility>
@@ -12,10 +16,12 @@
 namespace kq {
 namespace {
 
-// The answers to one read are built in one buffer, and 64 KiB of pipelined "GET /bytes/1048576" asks
-// for 2 GB. Past this budget the answer being built is the last: it says close and the connection
-// ends after it (RFC 9112 9.3.2: a pipelining client retries what was left unanswered).
-constexpr size_t kOutputBudget = 4 << 20;
+// The unit of output: a /bytes/N body longer than this is sent in pieces of this size, each only while
+// the connection is not congested (Conn::congested), and the answers gathered in one call are sent
+// whenever they reach it, each time checking for congestion. So one call adds at most about two pieces
+// to output that was below low water, and small answers keep going out in one send() per read.
+constexpr size_t kPiece = 64 << 10;
+static_assert(kPiece <= http::kMaxFillPiece);
 
 // A closing error answer; to a HEAD request (its head was read) without the body (RFC 9110 9.3.2).
 void append_error(std::string& out, int status, bool head_only) {
@@ -32,8 +38,13 @@ public:
     explicit HttpSession(const HttpOptions& opt) : opt_(opt), reader_({opt.max_header, opt.max_body}) {}
 
     size_t on_data(std::span<char> bytes, Conn& reply) override;
+    // The output drained below low water: the body still owed goes on, then the held requests (or the
+    // close its answer announced).
+    void on_drained(Conn& reply) override;
     // From the first byte of a request until its last (head and body): the worker's --header-timeout
-    // runs from that first byte, so a client trickling a byte a second (slowloris) is cut off.
+    // runs from that first byte, so a client trickling a byte a second (slowloris) is cut off. Not while
+    // an answer is streaming: the session reads no request then (it paused, at a request boundary), and
+    // the client that is slow to read it is timed by the idle time-out, which write progress resets.
     bool mid_request() const override { return reader_.mid_request(); }
     // Only a close the client asked for, with nothing after its request, needs no lingering close.
     bool input_may_follow() const override { return !clean_close_; }
@@ -41,14 +52,18 @@ public:
 
 private:
     void route(const http::RequestHead& head);
-    void respond(std::string& out, bool keep_alive) const;
+    void respond(std::string& out, bool keep_alive);
+    bool send_owed(std::string& out, Conn& reply);
 
     const HttpOptions& opt_;
     http::RequestReader reader_;
     size_t fill_ = 0;        // N for /bytes/N
+    size_t body_left_ = 0;   // bytes of a streamed /bytes/N body not yet sent
     int status_ = 0;         // the answer to the request being read, decided with its head
     bool use_fill_ = false;  // the answer is /bytes/N's
     bool clean_close_ = false;
+    bool paused_ = false;            // reading paused until the output drains (on_drained resumes it)
+    bool close_after_body_ = false;  // the streaming answer said Connection: close: close once it is out
 };
 
 // Decides the answer to a request from its head, while its path is still valid: status_, and fill_ for
@@ -71,25 +86,52 @@ void HttpSession::route(const http::RequestHead& head) {
     }
 }
 
-void HttpSession::respond(std::string& out, bool keep_alive) const {
+// Appends the answer to the request just read. A /bytes/N body of up to one piece is built in out with
+// it; a longer one is not built at all: out gets the head (its Content-Length says N), and body_left_
+// tells send_owed() to stream the body after it.
+void HttpSession::respond(std::string& out, bool keep_alive) {
     http::Response r;
     r.status = status_;
     r.keep_alive = keep_alive;
     r.head = reader_.head().method == http::Method::head;
-    if (use_fill_) r.use_fill = true, r.fill_bytes = fill_;
-    else r.body = status_ == 200 ? http::kRootBody : http::error_body(status_);
+    if (use_fill_) {
+        r.use_fill = true, r.fill_bytes = fill_;
+        if (!r.head && fill_ > kPiece) r.head = true, body_left_ = fill_;
+    } else {
+        r.body = status_ == 200 ? http::kRootBody : http::error_body(status_);
+    }
     r.allow_header = status_ == 405;
     http::append_response(out, r);
 }
 
+// Sends the answers gathered in out, then the streamed body still owed in pieces while the output is not
+// congested. True once the body is out (or there was none).
+bool HttpSession::send_owed(std::string& out, Conn& reply) {
+    if (body_left_ > 0 && !out.empty()) {  // the body's first piece goes with the head: one write fewer
+        const size_t n = std::min(body_left_, kPiece);
+        out += http::fill_piece(n);
+        body_left_ -= n;
+    }
+    if (!out.empty()) reply.send(std::string_view(out));
+    out.clear();
+    while (body_left_ > 0 && !reply.congested()) {
+        const size_t n = std::min(body_left_, kPiece);
+        reply.send(http::fill_piece(n));
+        body_left_ -= n;
+    }
+    return body_left_ == 0;
+}
+
 size_t HttpSession::on_data(std::span<char> bytes, Conn& reply) {
-    // One buffer per worker thread: a session is only ever called on its worker's thread.
+    // One buffer per worker thread: a session is only ever called on its worker's thread. It holds at
+    // most about two pieces (send_owed() empties it whenever it reaches one), so it is kept.
     thread_local std::string out;
     out.clear();
     std::string_view in(bytes.data(), bytes.size());
     uint64_t answered = 0;
-    bool stop = false;
-    while (!stop) {
+    bool close = false;  // the last answer says close
+    bool wait = false;   // the output is congested (or a body still streams): answer nothing more for now
+    while (!close && !wait) {
         const auto event = reader_.next(in);
         if (event == http::RequestReader::Event::need_more) break;
         if (event == http::RequestReader::Event::head) {
@@ -99,32 +141,50 @@ size_t HttpSession::on_data(std::span<char> bytes, Conn& reply) {
                     // RFC 9110 10.1.1: the final answer instead of 100, and the content is not read.
                     respond(out, false);
                     ++answered;
-                    stop = true;
+                    close = true;
                 } else {
                     out += "HTTP/1.1 100 Continue\r\n\r\n";
                 }
             }
         } else if (event == http::RequestReader::Event::message) {
-            // The answer is the last after Connection: close and once this read's answers passed the budget.
-            const bool asked = reader_.head().keep_alive;
-            const bool keep_alive = asked && out.size() < kOutputBudget;
+            const bool keep_alive = reader_.head().keep_alive;
             respond(out, keep_alive);
             ++answered;
-            if (!keep_alive) {
-                stop = true;
-                clean_close_ = !asked && in.empty();
-            }
+            if (!keep_alive) close = true, clean_close_ = in.empty();
+            // A body to stream, or a piece's worth of answers: out they go, and a congested output stops
+            // the answering here, at a request boundary, until it drains.
+            if (body_left_ > 0 || out.size() >= kPiece) wait = !send_owed(out, reply) || reply.congested();
         } else {  // error
             append_error(out, reader_.status(), reader_.head().method == http::Method::head);
             ++answered;  // an error answer is an answered request too
-            stop = true;
+            close = true;
         }
     }
     if (!out.empty()) reply.send(std::string_view(out));
     if (answered > 0) reply.count_requests(answered);
-    if (stop) reply.close();
-    if (out.capacity() > (64u << 10)) std::string().swap(out);  // do not keep a /bytes/N buffer around
-    return bytes.size();  // the reader keeps what it needs of an unfinished head
+    if (close && body_left_ == 0) {
+        reply.close();
+    } else if (wait) {
+        // No on_data() until on_drained() resumes: the requests after this one stay with the worker (the
+        // return value), unread by the reader, so that their answers follow this one in order; and a
+        // client that pipelines more stays in the kernel, where TCP slows it down.
+        reply.pause_reading();
+        paused_ = true;
+        close_after_body_ = close;
+        if (!close) return bytes.size() - in.size();
+    }
+    return bytes.size();  // the reader keeps what it needs of an unfinished head; after a close, nothing
+}
+
+void HttpSession::on_drained(Conn& reply) {
+    std::string none;                     // nothing gathered: the pieces go out as they are
+    if (!send_owed(none, reply)) return;  // congested again: the next on_drained() goes on
+    if (close_after_body_) {
+        reply.close();
+    } else if (paused_) {
+        paused_ = false;
+        reply.resume_reading();  // the worker offers the held requests again, after this call
+    }
 }
 
 // The request time-out, outside any on_data call: 408 and close.

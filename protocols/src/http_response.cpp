@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <string>
 
 namespace kq::http {
 namespace {
@@ -63,6 +64,11 @@ std::string_view date_header() {
         cached_at = now;
     }
     return {line, len};
+}
+
+std::string_view fill_piece(size_t n) {
+    static const std::string piece(kMaxFillPiece, 'x');  // thread-safe initialisation, then read-only
+    return std::string_view(piece).substr(0, n);
 }
 
 std::string_view error_body(int status) {

@@ -216,6 +216,7 @@ void Connection::resume() {
         offer_held();
     }
     if (read_pending_ && !reading_held() && !is(ConnState::closing)) read_input();
+    end_if_draining();  // a session that resumed during a graceful stop may now be between requests
 }
 
 // The session gets fresh bytes, after whatever it left unconsumed before; what it leaves now is held.
@@ -283,8 +284,9 @@ void Connection::resume_reading() {
     if (!is(ConnState::open)) return;
     if (has_held()) reoffer_ = true;
     // Input that arrived while paused raised no edge we acted on (read_pending_), or is held: both are
-    // taken from the resume list, after the call that resumed returns.
-    if (reoffer_ || read_pending_) queue_resume();
+    // taken from the resume list, after the call that resumed returns. So is a graceful stop's end of
+    // the connection, which waited for the session (end_if_draining).
+    if (reoffer_ || read_pending_ || w_.draining_) queue_resume();
     after_data();  // held input is timed again
 }
 
@@ -432,8 +434,11 @@ void Connection::shut_write_if_flushed() {
     ::shutdown(fd(), SHUT_WR);
 }
 
+// Not while the session paused reading: it is in the middle of something it finishes without input (an
+// answer it streams as the output drains, Session::on_drained), and ending the connection now would cut
+// that short. It resumes (resume() then ends the connection) or closes; the drain deadline bounds it.
 void Connection::end_if_draining() {
-    if (w_.draining_ && is(ConnState::open) && !session_->mid_request() && !has_held()) close();
+    if (w_.draining_ && is(ConnState::open) && !user_paused_ && !session_->mid_request() && !has_held()) close();
 }
 
 // closing -> lingering or closed, once everything owed is written. If the client may still be sending,
