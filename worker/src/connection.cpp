@@ -128,6 +128,21 @@ void Connection::read_input() {
     }
 }
 
+// Writes bytes now if nothing waits before them, and keeps the unsent tail. Open or closing.
+inline void Connection::emit(std::span<const char> bytes) {
+    if (bytes.empty()) return;
+    if (out_.empty()) {
+        size_t done = 0;
+        if (!write_some(bytes, done)) return;
+        if (done == bytes.size()) return;
+        bytes = bytes.subspan(done);
+    }
+    out_.append(bytes);  // keep only the unsent tail; the WRITE edge resumes it
+    output_waited_ = true;
+    if (out_.size() > w_.cfg_.low_water) drain_wanted_ = true;
+    if (out_.size() > w_.cfg_.high_water) read_paused_ = true;
+}
+
 // EV_CLEAR / EPOLLET: a connection must be drained, or no new edge will come. A short read drains it
 // unless the peer also finished sending (the eof hint): then read on until read() returns 0.
 void Connection::read_open() {
@@ -180,7 +195,7 @@ void Connection::read_open() {
 // that answered a request and left the session mid-request began the next one: its clock starts anew
 // (a pipelining client whose reads end mid-request is not timed from its first request). A new clock
 // can only bring the deadline nearer than the timer's when it starts; a restart only moves it later.
-void Connection::after_data() {
+inline void Connection::after_data() {
     // Held input is an unfinished request, unless the session paused: then it waits for the session.
     bool mid = session_->mid_request() || (has_held() && !user_paused_);
     if (mid && (!request_timed_ || answered_)) {
@@ -222,7 +237,7 @@ void Connection::resume() {
 // The session gets fresh bytes, after whatever it left unconsumed before; what it leaves now is held.
 // Returns false when the connection is no longer open (the session closed it, a write failed, or it
 // held more than max_input): reading stops.
-bool Connection::deliver(std::span<char> fresh) {
+inline bool Connection::deliver(std::span<char> fresh) {
     const bool held = has_held();
     std::span<char> data = fresh;
     if (held) {
@@ -332,21 +347,6 @@ void Connection::fill(Reservation r, std::string bytes) {
     if (is(ConnState::closing) && out_.empty()) finish();
     else release_extras_if_empty();
     shut_write_if_flushed();
-}
-
-// Writes bytes now if nothing waits before them, and keeps the unsent tail. Open or closing.
-void Connection::emit(std::span<const char> bytes) {
-    if (bytes.empty()) return;
-    if (out_.empty()) {
-        size_t done = 0;
-        if (!write_some(bytes, done)) return;
-        if (done == bytes.size()) return;
-        bytes = bytes.subspan(done);
-    }
-    out_.append(bytes);  // keep only the unsent tail; the WRITE edge resumes it
-    output_waited_ = true;
-    if (out_.size() > w_.cfg_.low_water) drain_wanted_ = true;
-    if (out_.size() > w_.cfg_.high_water) read_paused_ = true;
 }
 
 void Connection::count_requests(uint64_t n) {

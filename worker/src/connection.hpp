@@ -169,9 +169,9 @@ private:
     bool has_held() const noexcept { return ext_ && !ext_->held.empty(); }
     bool reserving() const noexcept { return ext_ && !ext_->pending.empty(); }
     bool reading_held() const noexcept { return read_paused_ || user_paused_; }
-    bool deliver(std::span<char> fresh);
+    [[gnu::always_inline]] inline bool deliver(std::span<char> fresh);
     void offer_held();
-    void emit(std::span<const char> bytes);
+    [[gnu::always_inline]] inline void emit(std::span<const char> bytes);
     TimerId add_timer(std::chrono::milliseconds delay, int64_t period_ms, std::function<void(Conn&)> fn);
     void queue_resume();
     void finish_connect(int error);
@@ -185,7 +185,7 @@ private:
     int64_t deadline() const noexcept;  // the earliest of the three
     void read_open();
     void discard_input();
-    void after_data();
+    [[gnu::always_inline]] inline void after_data();
     void flush();
     void shut_write_if_flushed();
     bool write_some(std::span<const char> bytes, size_t& done);
