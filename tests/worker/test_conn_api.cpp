@@ -520,6 +520,29 @@ TEST_P(PauseResume, InputAndEofWhilePausedWaitForTheResume) {
     EXPECT_FALSE(got.reset);
 }
 
+// Two reasons to hold reading at once: the session paused, and its output is far above high water (the
+// client reads nothing yet). The session's timer resumes while the output is still above high water:
+// the held line must still be offered once the output drains, without the client sending anything more.
+TEST_P(PauseResume, ResumeDuringBackpressureStillOffersHeldInput) {
+    PauseShared shared;
+    ServerConfig cfg = server_config(1, GetParam());
+    cfg.worker.high_water = 64 * 1024;
+    cfg.worker.low_water = 16 * 1024;
+    cfg.listen.send_buffer = 4096;  // else loopback autotuning takes megabytes before output waits
+    RunningServer srv(cfg, protocol_of<PauseSession>(&shared));
+    UniqueFd fd = client(srv.port(), 4096, 5);
+    send_all(fd.get(), std::string("big\nsmall\n"));
+    ASSERT_TRUE(eventually([&] { return shared.timer_resumed.load(); }));
+    ASSERT_GT(shared.unsent_at_resume.load(), cfg.worker.high_water) << "the resume came after the output drained";
+
+    const std::string want = std::string(kBig, 'x') + "got:small\n";
+    std::string got = recv_exact(fd.get(), want.size());
+    EXPECT_EQ(got.size(), want.size()) << "the held line was never offered again";
+    EXPECT_TRUE(got == want);
+    ::shutdown(fd.get(), SHUT_WR);
+    EXPECT_EQ(read_until_closed(fd.get()).bytes, "eof\n");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PauseResume, ::testing::ValuesIn(backends()), backend_label);
 
 // =====================================================================================================

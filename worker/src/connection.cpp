@@ -186,7 +186,9 @@ void Connection::queue_resume() {
 
 void Connection::resume() {
     queued_ = false;
-    if (reoffer_) {
+    // While backpressure still holds reading, the held input waits (reoffer_ stays set): flush() brings
+    // the connection back here once the output has drained below low water.
+    if (reoffer_ && !reading_held()) {
         reoffer_ = false;
         offer_held();
     }
@@ -365,7 +367,7 @@ void Connection::flush() {
     if (out_.size() > w_.cfg_.low_water) return;
     if (read_paused_) {
         read_paused_ = false;
-        if (read_pending_) schedule_read();
+        if (read_pending_ || reoffer_) queue_resume();  // input in the kernel, or held input to offer again
     }
     if (drain_wanted_ && is(ConnState::open)) {
         drain_wanted_ = false;
