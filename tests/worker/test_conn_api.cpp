@@ -1196,6 +1196,49 @@ TEST(Reservations, CloseWaitsForThePendingFillThenClosesAfterIt) {
     EXPECT_FALSE(got.reset);
 }
 
+// A job that throws closes the connection after the output before it, and nothing after it goes out:
+// not the answer of a later request that finished first, not a later inline send. A pipelining client
+// that got them would take the next answer for the one that failed.
+TEST(Reservations, ThrowingJobClosesAfterTheEarlierOutputOnly) {
+    ReserveShared shared;
+    OffloadPool pool(3);
+    RunningServer srv(server_config(1), protocol_of<ReserveSession>(&shared, &pool));
+    UniqueFd fd = client(srv.port());
+    send_all(fd.get(), std::string("slow\nthrow\nfast\ns tail\n"));
+    Received got = read_until_closed(fd.get());
+    EXPECT_EQ(got.bytes, "slow\n");
+    EXPECT_FALSE(got.reset);
+
+    // Failing first: nothing at all goes out.
+    ReserveShared second;
+    OffloadPool pool2(2);
+    RunningServer srv2(server_config(1), protocol_of<ReserveSession>(&second, &pool2));
+    UniqueFd fd2 = client(srv2.port());
+    send_all(fd2.get(), std::string("throw\nfast\ns tail\ns more\n"));
+    got = read_until_closed(fd2.get());
+    EXPECT_EQ(got.bytes, "");
+    EXPECT_FALSE(got.reset);
+}
+
+// ConnHandle::fail() on a place behind an unfilled one: nothing goes out until the earlier place is
+// filled; then it and the send between them, and the close; the failed place's later fill is ignored.
+TEST(Reservations, FailedPlaceClosesAfterTheOutputBeforeIt) {
+    ReserveShared shared;
+    OffloadPool pool(1);
+    RunningServer srv(server_config(1), protocol_of<ReserveSession>(&shared, &pool));
+    UniqueFd fd = client(srv.port());
+    send_all(fd.get(), std::string("r\ns A\nr\ns B\n"));
+    auto first = shared.places.at(0), second = shared.places.at(1);
+    ASSERT_TRUE(first && second);
+    EXPECT_TRUE(second->handle.fail(second->place));
+    EXPECT_FALSE(readable_within(fd.get(), 100)) << "closed before the earlier place was filled";
+    EXPECT_TRUE(first->handle.fill(first->place, "0\n"));
+    Received got = read_until_closed(fd.get());
+    EXPECT_EQ(got.bytes, "0\nA\n");
+    EXPECT_FALSE(got.reset);
+    second->handle.fill(second->place, "too late\n");  // ignored, or refused once the connection is gone
+}
+
 // =====================================================================================================
 // 7. Who and where, as open() sees it.
 

@@ -302,6 +302,21 @@ void Connection::fill(Reservation r, std::string bytes) {
     else release_extras_if_empty();
 }
 
+// Closes where reservation r is: what was queued before it (earlier reservations included) is still
+// written, r and everything queued after it never is. An unknown or already filled ticket is ignored.
+void Connection::fail(Reservation r) {
+    if (!(is(ConnState::open) || is(ConnState::closing)) || !reserving() || r.ticket == 0) return;
+    auto& pending = ext_->pending;
+    auto it = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.ticket == r.ticket; });
+    if (it == pending.end()) return;
+    pending.erase(it, pending.end());
+    if (is(ConnState::open)) {
+        close();  // finishes at once if nothing before r is still owed
+    } else if (!reserving() && out_.empty()) {
+        finish();  // closing already, and r was all it waited for
+    }
+}
+
 // Writes bytes now if nothing waits before them, and keeps the unsent tail. Open or closing.
 void Connection::emit(std::span<const char> bytes) {
     if (bytes.empty()) return;
