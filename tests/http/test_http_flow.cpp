@@ -264,6 +264,9 @@ TEST_P(HttpFlow, SlowReaderOfLargeAnswersIsNotCutByTheRequestTimeout) {
     ServerConfig cfg = config(1);
     cfg.worker.request_timeout_ms = 200;
     cfg.worker.idle_timeout_ms = 5'000;
+    // A fixed 64 KiB send buffer: an autotuned loopback socket (up to 4 MiB, tcp_wmem) could take both
+    // bodies at once on an idle machine, and the session would then never need to wait.
+    cfg.listen.send_buffer = 64 * 1024;
     HttpOptions opt;
     opt.max_bytes_route = 2 << 20;
     auto srv = start(cfg, opt);

@@ -96,6 +96,11 @@ bool ConnHandle::fill(Reservation r, std::string bytes) const {
     });
 }
 
+bool ConnHandle::fail(Reservation r) const {
+    if (!port_) return false;
+    return port_->post(slot_, generation_, [r](Conn& c) { static_cast<Connection&>(c).fail(r); });
+}
+
 bool ConnHandle::post(std::function<void(Conn&)> fn) const {
     if (!port_) return false;
     return port_->post(slot_, generation_, std::move(fn));

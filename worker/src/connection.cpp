@@ -226,7 +226,9 @@ void Connection::resume() {
         if (ext_ && ext_->outbound && ext_->outbound->error != 0) finish_connect(ext_->outbound->error);
         return;
     }
-    if (reoffer_) {
+    // While backpressure still holds reading, the held input waits (reoffer_ stays set): flush() brings
+    // the connection back here once the output has drained below low water.
+    if (reoffer_ && !reading_held()) {
         reoffer_ = false;
         offer_held();
     }
@@ -349,6 +351,21 @@ void Connection::fill(Reservation r, std::string bytes) {
     shut_write_if_flushed();
 }
 
+// Closes where reservation r is: what was queued before it (earlier reservations included) is still
+// written, r and everything queued after it never is. An unknown or already filled ticket is ignored.
+void Connection::fail(Reservation r) {
+    if (!(is(ConnState::open) || is(ConnState::closing)) || !reserving() || r.ticket == 0) return;
+    auto& pending = ext_->pending;
+    auto it = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.ticket == r.ticket; });
+    if (it == pending.end()) return;
+    pending.erase(it, pending.end());
+    if (is(ConnState::open)) {
+        close();  // finishes at once if nothing before r is still owed
+    } else if (!reserving() && out_.empty()) {
+        finish();  // closing already, and r was all it waited for
+    }
+}
+
 void Connection::count_requests(uint64_t n) {
     assert(w_.on_worker_thread());
     answered_ = true;
@@ -401,7 +418,7 @@ void Connection::flush() {
     if (out_.size() > w_.cfg_.low_water) return;
     if (read_paused_) {
         read_paused_ = false;
-        if (read_pending_) schedule_read();
+        if (read_pending_ || reoffer_) queue_resume();  // input in the kernel, or held input to offer again
     }
     if (drain_wanted_ && is(ConnState::open)) {
         drain_wanted_ = false;

@@ -138,6 +138,8 @@ public:
 
     // ConnHandle::fill, on the worker: the bytes of reservation r.
     void fill(Reservation r, std::string bytes);
+    // ConnHandle::fail, on the worker: closes before reservation r, which is dropped with all that follows it.
+    void fail(Reservation r);
     // A user timer expired.
     void fire(UserTimer& t, int64_t now_ms);
 

@@ -63,6 +63,11 @@ public:
     // them has. Each reservation must be filled exactly once (with an empty string for nothing), or
     // the connection's later output waits until it closes.
     bool fill(Reservation r, std::string bytes) const;
+    // Gives up a reservation instead of filling it: the connection closes once everything before the
+    // reservation has been written; the reservation and everything after it (later reservations, later
+    // sends) are never written, so that a pipelining client cannot take a later answer for the one
+    // that failed. kq::offload() calls it when a job throws. An unknown or already filled one is ignored.
+    bool fail(Reservation r) const;
     // Runs fn(conn) on the owning worker, where it may do anything a session may; not if it closed first.
     // So fn may capture the session's `this`: it runs only while the session exists. (The thread that
     // posts must not touch the session itself.)

@@ -37,8 +37,9 @@ private:
 
 // Reserves the connection's next output, runs job() on pool, and sends the string it returns there:
 // after everything the session sent before this call, before everything it sends after. A job that
-// throws closes the connection (after the output before it). job runs on another thread: give it
-// copies, not references into the session or the bytes of on_data().
+// throws closes the connection after the output before it: nothing after it (later answers, later
+// sends) is written (ConnHandle::fail). job runs on another thread: give it copies, not references into
+// the session or the bytes of on_data().
 template <class Job>
 void offload(Conn& conn, OffloadPool& pool, Job job) {
     Reservation place = conn.reserve();
@@ -48,7 +49,8 @@ void offload(Conn& conn, OffloadPool& pool, Job job) {
         try {
             answer = job();
         } catch (...) {
-            to.close();  // waits for this reservation, filled empty below
+            to.fail(place);
+            return;
         }
         to.fill(place, std::move(answer));
     });
