@@ -344,7 +344,7 @@ Outcome drive_one(uint16_t port, const std::string& data, size_t stop_after, siz
 }
 
 TEST(ProxyStress, AThousandConnectionsWithRandomResetsOnBothSidesByteExactNoFdLeak) {
-    constexpr size_t kConnections = 1000, kThreads = 16;
+    constexpr size_t kConnections = 1000, kThreads = 64;
     ServerConfig bcfg;
     bcfg.workers = 1;
     RunningServer backend_a(bcfg, std::make_unique<ResettingEcho>());
