@@ -5,7 +5,8 @@
 // while backpressure also holds reading), on_drained (a stream that never lets its output grow), user
 // timers (one-shot, repeating, cancelled, firing into a closed connection), ConnHandle (ordered calls
 // from other threads, dead handles, a server that stopped, posts racing resets), reserved output and
-// kq::offload() (answers in request order, a close that waits, a job that throws), and who and where.
+// kq::offload() (answers in request order, a close that waits, a job that throws, thousands of offloaded
+// answers interleaved with inline ones on many connections), and who and where.
 // Every wait is bounded and waits for an observable state (eventually(), a reply, an EOF), never a sleep.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -1294,6 +1295,99 @@ TEST(ConnInfo, OpenSeesPeerLocalWorkerAndUniqueId) {
         workers.insert(worker);
     }
     EXPECT_EQ(workers.size(), static_cast<size_t>(kWorkers)) << "round robin left a worker out";
+}
+
+// ---- Stress: offloaded and inline answers interleaved on many pipelining connections.
+
+// Lines "i TAG" are answered inline ("TAG\n"); "o US TAG" are offloaded to a job that works for US
+// microseconds (the simulated work, chosen by the client's seeded generator) and answers "TAG\n".
+class MixedSession final : public Session {
+public:
+    MixedSession(Conn&, OffloadPool* pool) : pool_(pool) {}
+    size_t on_data(std::span<char> bytes, Conn& conn) override {
+        return for_each_line(bytes, [&](std::string_view line) {
+            if (line.starts_with("i ")) {
+                conn.send(std::string(line.substr(2)) + "\n");
+            } else if (line.starts_with("o ")) {
+                std::string rest(line.substr(2));
+                size_t space = rest.find(' ');
+                int us = std::stoi(rest.substr(0, space));
+                std::string tag = rest.substr(space + 1) + "\n";
+                offload(conn, *pool_, [us, tag] {
+                    std::this_thread::sleep_for(std::chrono::microseconds(us));  // the job's work
+                    return tag;
+                });
+            } else {
+                conn.send("BAD\n");
+            }
+            conn.count_requests();
+            return true;
+        });
+    }
+
+private:
+    OffloadPool* pool_;
+};
+
+// 8 connections x 1,000 pipelined lines, about half offloaded (jobs of 0-2 ms on 4 threads, so they
+// finish out of order), each client checks it gets exactly its own answers in its own order, then EOF.
+void expect_mixed_answers_in_order(int workers) {
+    constexpr int kClients = 8, kLines = 1000;
+    OffloadPool pool(4);
+    RunningServer srv(server_config(workers), protocol_of<MixedSession>(&pool));
+    std::vector<std::string> requests(kClients), wants(kClients), got(kClients);
+    std::vector<bool> clean_eof(kClients, false);
+    for (int c = 0; c < kClients; ++c) {
+        std::mt19937_64 rng(1000 + c);
+        for (int k = 0; k < kLines; ++k) {
+            std::string tag = "c" + std::to_string(c) + "-" + std::to_string(k);
+            if (rng() % 2 == 0) requests[c] += "i " + tag + "\n";
+            else requests[c] += "o " + std::to_string(rng() % 2001) + " " + tag + "\n";
+            wants[c] += tag + "\n";
+        }
+    }
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+        clients.emplace_back([&, c] {
+            UniqueFd fd = client(srv.port(), 0, 15);
+            // Sent in a few pieces from a thread of its own, so that answers flow back while lines arrive.
+            std::thread sender([&] {
+                std::mt19937_64 rng(2000 + c);
+                std::string_view rest(requests[c]);
+                while (!rest.empty()) {
+                    size_t n = std::min<size_t>(rest.size(), 1 + rng() % 4096);
+                    send_all(fd.get(), rest.data(), n);
+                    rest.remove_prefix(n);
+                }
+                ::shutdown(fd.get(), SHUT_WR);
+            });
+            Received r = read_until_closed(fd.get());
+            sender.join();
+            got[c] = std::move(r.bytes);
+            clean_eof[c] = !r.reset;
+        });
+    }
+    for (auto& t : clients) t.join();
+    for (int c = 0; c < kClients; ++c) {
+        EXPECT_TRUE(clean_eof[c]) << "client " << c;
+        EXPECT_EQ(got[c].size(), wants[c].size()) << "client " << c;
+        if (got[c] != wants[c]) {
+            size_t i = 0;
+            while (i < got[c].size() && i < wants[c].size() && got[c][i] == wants[c][i]) ++i;
+            ADD_FAILURE() << "client " << c << " diverges at byte " << i << ": got \""
+                          << got[c].substr(i >= 20 ? i - 20 : 0, 60) << "\", want \""
+                          << wants[c].substr(i >= 20 ? i - 20 : 0, 60) << "\"";
+        }
+    }
+    EXPECT_EQ(srv.total(&WorkerStats::requests), uint64_t{kClients} * kLines);
+    EXPECT_TRUE(eventually([&] { return srv.accepted() == srv.total(&WorkerStats::closed); }));
+}
+
+TEST(ReservationsStress, AThousandOffloadedRepliesInterleavedWithInlineOnesArriveInOrderPerConnection) {
+    expect_mixed_answers_in_order(1);
+}
+TEST(ReservationsStress, AThousandOffloadedRepliesInterleavedWithInlineOnesArriveInOrderOnTwoWorkers) {
+    expect_mixed_answers_in_order(2);
 }
 
 }  // namespace
