@@ -1336,7 +1336,7 @@ void expect_mixed_answers_in_order(int workers) {
     OffloadPool pool(4);
     RunningServer srv(server_config(workers), protocol_of<MixedSession>(&pool));
     std::vector<std::string> requests(kClients), wants(kClients), got(kClients);
-    std::vector<bool> clean_eof(kClients, false);
+    std::vector<char> clean_eof(kClients, 0);  // not vector<bool>: each client thread writes its own element
     for (int c = 0; c < kClients; ++c) {
         std::mt19937_64 rng(1000 + c);
         for (int k = 0; k < kLines; ++k) {
