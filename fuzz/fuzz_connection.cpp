@@ -294,7 +294,7 @@ void pause_ms(int ms) { ::poll(nullptr, 0, ms); }
 // Before a stop: every client connected so far has reached the worker (one still in the kernel's
 // backlog when the listening socket closes is reset by the kernel, not by the server).
 void wait_until_accepted(const Server& s) {
-    const kq::WorkerStats& st = s.server->worker(0).stats();
+    const kq::WorkerStats& st = s.server->worker_stats(0);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDeadlineMs);
     while (st.accepted.get() < s.connects) {
         check(std::chrono::steady_clock::now() < deadline, "a connected client never reached the worker");
@@ -373,7 +373,7 @@ void act(Client& c, uint8_t action, uint8_t arg, Server& s, size_t& budget) {
 
 // The worker closes every connection the clients closed: it has seen them all and counted each close.
 void check_all_closed(const Server& s) {
-    const kq::WorkerStats& st = s.server->worker(0).stats();
+    const kq::WorkerStats& st = s.server->worker_stats(0);
     check(st.accepted.get() == s.connects, "the server did not accept every connection");
     check(st.closed.get() == st.accepted.get(), "the server did not close every connection it accepted");
 }
