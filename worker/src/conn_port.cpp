@@ -35,13 +35,13 @@ uint32_t ConnPort::acquire(Connection* c) {
         owners_.push_back(c);
         free_.reserve(owners_.size());  // so that release(), noexcept, never allocates
     }
-    auto& g = *const_cast<std::atomic<uint64_t>*>(gen_at(slot));
+    auto& g = gen_of(slot);
     g.store(g.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // odd: open
     return slot;
 }
 
 void ConnPort::release(uint32_t slot) noexcept {
-    auto& g = *const_cast<std::atomic<uint64_t>*>(gen_at(slot));
+    auto& g = gen_of(slot);
     g.store(g.load(std::memory_order_relaxed) + 1, std::memory_order_release);  // even: closed
     owners_[slot] = nullptr;
     free_.push_back(slot);  // within the capacity acquire() reserved

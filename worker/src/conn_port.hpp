@@ -66,6 +66,8 @@ private:
         uint64_t generation;
         std::function<void(Conn&)> fn;
     };
+    // The worker's own access to a slot it holds (acquire() published its chunk).
+    std::atomic<uint64_t>& gen_of(uint32_t slot) noexcept { return const_cast<std::atomic<uint64_t>&>(*gen_at(slot)); }
     const std::atomic<uint64_t>* gen_at(uint32_t slot) const noexcept {
         if (slot / kChunk >= kChunks) return nullptr;
         const std::atomic<uint64_t>* chunk = chunks_[slot / kChunk].load(std::memory_order_acquire);

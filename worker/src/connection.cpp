@@ -209,9 +209,7 @@ inline void Connection::after_data() {
 
 void Connection::schedule_read() {
     read_pending_ = true;
-    if (queued_) return;
-    queued_ = true;
-    w_.scheduled_.push_back(this);
+    queue_resume();
 }
 
 void Connection::queue_resume() {
@@ -244,12 +242,7 @@ inline bool Connection::deliver(std::span<char> fresh) {
     std::span<char> data = fresh;
     if (held) {
         std::string& h = ext_->held;
-        if (h.size() + fresh.size() > w_.cfg_.max_input) {
-            w_.stats_.input_overflows.add();
-            h.clear();
-            close();
-            return false;
-        }
+        if (refuse_input(h.size() + fresh.size())) return false;
         h.append(fresh.data(), fresh.size());
         data = std::span<char>(h.data(), h.size());
     }
@@ -265,23 +258,27 @@ inline bool Connection::deliver(std::span<char> fresh) {
             h.erase(0, used);
         }
     } else if (used < data.size()) {
-        if (data.size() - used > w_.cfg_.max_input) {
-            w_.stats_.input_overflows.add();
-            close();
-            return false;
-        }
+        if (refuse_input(data.size() - used)) return false;
         extras().held.assign(data.data() + used, data.size() - used);
     }
     return true;
 }
 
-// Reading resumed over held input: the session sees it again without waiting for new bytes.
+// More input left unconsumed than max_input: the session is not going to make a request of it.
+bool Connection::refuse_input(size_t unconsumed) {
+    if (unconsumed <= w_.cfg_.max_input) return false;
+    w_.stats_.input_overflows.add();
+    if (ext_) ext_->held.clear();
+    close();
+    return true;
+}
+
+// Reading resumed over held input (resume(), which then ends the connection if a graceful stop waits
+// for it): the session sees it again without waiting for new bytes.
 void Connection::offer_held() {
-    if (!is(ConnState::open) || !has_held() || reading_held()) return;
+    if (!is(ConnState::open) || !has_held()) return;
     answered_ = false;
-    if (!deliver({})) return;
-    after_data();
-    end_if_draining();
+    if (deliver({})) after_data();
 }
 
 std::span<char> Connection::held_input() noexcept {

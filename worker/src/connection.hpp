@@ -173,6 +173,7 @@ private:
     bool reading_held() const noexcept { return read_paused_ || user_paused_; }
     [[gnu::always_inline]] inline bool deliver(std::span<char> fresh);
     void offer_held();
+    bool refuse_input(size_t unconsumed);
     [[gnu::always_inline]] inline void emit(std::span<const char> bytes);
     TimerId add_timer(std::chrono::milliseconds delay, int64_t period_ms, std::function<void(Conn&)> fn);
     void queue_resume();
