@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev        # tests and micro-benchmarks
   curl apache2-utils wrk nghttp2-client chromium    # real HTTP clients the tests drive
   nginx-light                                       # the HTTP peer of tests/http/http_conformance
+  memcached libmemcached-tools                      # examples/memcache: the peer, memccapable and its clients
+  redis-server redis-tools                          # examples/resp: the peer, redis-cli and redis-benchmark
   jq gnuplot-nox                                    # bench/sweep: its JSON and plots (tested)
   clang-14 libclang-rt-14-dev llvm-14               # fuzz/: clang, its libFuzzer runtime, symbolizer
   clang-format-14                                   # the style check (.clang-format)
