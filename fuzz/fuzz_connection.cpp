@@ -160,7 +160,9 @@ void start(Server& s, uint8_t options) {
         return p;
     };
     s.allowed.cut = (options & 3) != 0;
-    s.allowed.reset = (options & 1) != 0;  // idle: closed at once; a request time-out closes as the session does
+    // The idle time-out closes at once; a request time-out closes as the session does, lingering: a short
+    // linger that ends while the client still sends (or has not read its echo) closes on unread input.
+    s.allowed.reset = (options & 1) != 0 || ((options & 2) != 0 && (options & 4) != 0);
     s.short_linger = (options & 4) != 0;
     s.server = std::make_unique<kq::Server>(cfg, std::make_unique<RequestEchoProtocol>());
     s.thread = std::thread([&s] {
