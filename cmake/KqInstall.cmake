@@ -13,6 +13,10 @@ set_target_properties(kq_worker PROPERTIES EXPORT_NAME worker)
 set_target_properties(kq_protocols PROPERTIES EXPORT_NAME protocols)
 set_target_properties(kq_server PROPERTIES EXPORT_NAME server)
 set_target_properties(kq_package PROPERTIES EXPORT_NAME kqserver)
+# kqserver::app (kq/app.hpp: the shared flags and serve()) is apart: it needs CLI11.
+set_target_properties(kq_app PROPERTIES EXPORT_NAME app)
+set_target_properties(kq_cli PROPERTIES EXPORT_NAME cli_checks)
+add_library(kqserver::app ALIAS kq_app)
 add_library(kqserver::kqserver ALIAS kq_package)
 add_library(kqserver::common ALIAS kq_common)
 add_library(kqserver::acceptor ALIAS kq_acceptor)
@@ -28,7 +32,7 @@ if(KQ_SANITIZE)
 endif()
 
 set(KQ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/kqserver)
-install(TARGETS kq_common kq_acceptor kq_worker kq_protocols kq_server kq_package EXPORT kqserverTargets
+install(TARGETS kq_common kq_acceptor kq_worker kq_protocols kq_server kq_package kq_app kq_cli EXPORT kqserverTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})  # include dirs: the targets' $<INSTALL_INTERFACE:...>
 # Only the headers a user needs: a protocol (handler, offload, the test stub), the server and its
 # configuration and counters, the metrics endpoint, the built-in protocols, and the socket helpers they
@@ -41,7 +45,7 @@ set(KQ_PUBLIC_HEADERS
   worker/include/kq/handler.hpp worker/include/kq/offload.hpp worker/include/kq/conn_stub.hpp
   worker/include/kq/worker_config.hpp
   protocols/include/kq/protocols.hpp protocols/include/kq/http.hpp
-  server/include/kq/server.hpp server/include/kq/metrics.hpp)
+  server/include/kq/server.hpp server/include/kq/metrics.hpp server/include/kq/app.hpp)
 install(FILES ${KQ_PUBLIC_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kq)
 # Installed binaries keep an RPATH to the non-system directories they link from (libkqueue under its
 # own prefix): CMake drops the build tree's RPATH at install.

@@ -163,17 +163,17 @@ size_t ProxyProtocol::next_backend() noexcept {
 kq::SocketAddress resolve_backend(const std::string& host_port) {
     const size_t colon = host_port.rfind(':');
     if (colon == std::string::npos || colon == 0) {
-        throw std::invalid_argument("--backend " + host_port + ": expected HOST:PORT");
+        throw std::invalid_argument("--upstream " + host_port + ": expected HOST:PORT");
     }
     std::string host = host_port.substr(0, colon);
     const std::string port_text = host_port.substr(colon + 1);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
     else if (host.find(':') != std::string::npos)
-        throw std::invalid_argument("--backend " + host_port + ": write an IPv6 address as [ADDRESS]:PORT");
+        throw std::invalid_argument("--upstream " + host_port + ": write an IPv6 address as [ADDRESS]:PORT");
     unsigned port = 0;
     auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 || port > 65535) {
-        throw std::invalid_argument("--backend " + host_port + ": port must be 1..65535");
+        throw std::invalid_argument("--upstream " + host_port + ": port must be 1..65535");
     }
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -181,7 +181,7 @@ kq::SocketAddress resolve_backend(const std::string& host_port) {
     hints.ai_flags = AI_NUMERICSERV;
     addrinfo* found = nullptr;
     if (int rc = ::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &found); rc != 0) {
-        throw std::invalid_argument("--backend " + host_port + ": " + ::gai_strerror(rc));
+        throw std::invalid_argument("--upstream " + host_port + ": " + ::gai_strerror(rc));
     }
     kq::SocketAddress a;
     std::memcpy(&a.storage, found->ai_addr, std::min<size_t>(found->ai_addrlen, sizeof a.storage));

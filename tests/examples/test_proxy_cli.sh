@@ -5,7 +5,7 @@ set -uo pipefail
 proxy=$1
 fail() { echo "FAIL: $*" >&2; exit 1; }
 help=$(timeout 10 "$proxy" --help) || fail "--help exited with $?"
-for flag in --host --port --workers --backend --connect-timeout --idle-timeout; do
+for flag in --host --port --workers --upstream --connect-timeout --idle-timeout; do
     grep -q -- "$flag" <<<"$help" || fail "--help does not list $flag"
 done
 expect_bad() {  # expect_bad PATTERN ARGS...: exit 2 and one stderr line matching PATTERN
@@ -15,12 +15,12 @@ expect_bad() {  # expect_bad PATTERN ARGS...: exit 2 and one stderr line matchin
     [[ $status -eq 2 ]] || fail "$* exited with $status, not 2"
     [[ $(wc -l <<<"$err") -eq 1 && $err == *"$pattern"* ]] || fail "$*: stderr was: $err"
 }
-expect_bad "--backend is required"
-expect_bad "expected HOST:PORT" --backend 127.0.0.1
-expect_bad "port must be 1..65535" --backend 127.0.0.1:0
-expect_bad "port must be 1..65535" --backend 127.0.0.1:http
-expect_bad "[ADDRESS]:PORT" --backend ::1:80
-expect_bad "no.such.host.invalid" --backend no.such.host.invalid:80
-expect_bad "connect-timeout" --backend 127.0.0.1:80 --connect-timeout 0
-expect_bad "workers" --backend 127.0.0.1:80 --workers -1
+expect_bad "--upstream is required"
+expect_bad "expected HOST:PORT" --upstream 127.0.0.1
+expect_bad "port must be 1..65535" --upstream 127.0.0.1:0
+expect_bad "port must be 1..65535" --upstream 127.0.0.1:http
+expect_bad "[ADDRESS]:PORT" --upstream ::1:80
+expect_bad "no.such.host.invalid" --upstream no.such.host.invalid:80
+expect_bad "connect-timeout" --upstream 127.0.0.1:80 --connect-timeout 0
+expect_bad "workers" --upstream 127.0.0.1:80 --workers -1
 echo "ok"

@@ -60,12 +60,12 @@ const std::vector<BadValue>& bad_values() {
         {KQSERVER_PATH, {"--defer-accept", "-1"}, "--defer-accept"},
         {KQSERVER_PATH, {"--defer-accept", "0x10"}, "--defer-accept"},
         // kqserver: durations in seconds, kept in int milliseconds
-        {KQSERVER_PATH, {"--header-timeout", "0.0001"}, "--header-timeout"},
+        {KQSERVER_PATH, {"--request-timeout", "0.0001"}, "--request-timeout"},
         {KQSERVER_PATH, {"--idle-timeout", "0.0009"}, "--idle-timeout"},
         {KQSERVER_PATH, {"--drain-timeout", "0.0004"}, "--drain-timeout"},
         {KQSERVER_PATH, {"--linger", "0.0001"}, "--linger"},
         {KQSERVER_PATH, {"--idle-timeout", "nan"}, "--idle-timeout"},
-        {KQSERVER_PATH, {"--header-timeout", "-nan"}, "--header-timeout"},
+        {KQSERVER_PATH, {"--header-timeout", "-nan"}, "--request-timeout"},  // the old name: the same flag
         {KQSERVER_PATH, {"--drain-timeout", "inf"}, "--drain-timeout"},
         {KQSERVER_PATH, {"--linger", "-1"}, "--linger"},
         {KQSERVER_PATH, {"--idle-timeout", "86400.001"}, "--idle-timeout"},

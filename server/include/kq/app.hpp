@@ -1,0 +1,72 @@
+// A server binary's command line and life, shared by kqserver and every server built on the library
+// (examples/memcache, examples/resp, examples/proxy): the same flags with the same meaning, the same
+// "listening HOST:PORT" line, the same signals and exit statuses. A main() is then a few lines:
+//
+//     CLI::App app{"myserver: what it does"};
+//     kq::AppOptions o;
+//     o.server.listen.port = 7000;                       // a default of your own
+//     app.add_option("--my-limit", my_limit, "...");     // flags of your own
+//     if (int rc = kq::parse_app_flags(app, argc, argv, o); rc >= 0) return rc;
+//     return kq::serve(o, std::make_unique<MyProtocol>(my_limit));
+//
+// Needs CLI11 (libcli11-dev) in the program that includes it: link kqserver::app, not only kqserver::kqserver.
+// Thread rules: main thread only, before any other thread starts (serve() blocks the signals it takes
+// so that every thread started later inherits the mask).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "kq/handler.hpp"
+#include "kq/server.hpp"
+
+namespace kq {
+
+// What the shared flags set. server holds the defaults a program may change before parsing (its port,
+// its timeouts); the strings and seconds become server's fields once the flags are parsed.
+struct AppOptions {
+    std::string program = "kqserver";  // the name in error lines and the start line; parse_app_flags sets it
+    ServerConfig server;
+    std::string backend = "auto";
+    std::string dispatch = "round-robin";
+    std::string handoff = "queue";
+    std::string accept = "acceptor";
+    std::string defer_accept = "auto";
+    int defer_accept_auto_s = 0;  // what --defer-accept auto means: 0, or 1 where clients speak first (HTTP)
+    std::string log_level = "info";
+    int metrics_port = -1;                                                           // -1 = no metrics endpoint
+    double idle_timeout = 60, request_timeout = 10, drain_timeout = 10, linger = 2;  // seconds
+};
+
+// Adds the shared flags to app: --host --port --workers --backend --dispatch --handoff --accept --batch
+// --defer-accept --backlog --tcp-nodelay --metrics-port --log-level --max-connections --idle-timeout
+// --request-timeout (also --header-timeout) --drain-timeout --linger --high-water --low-water.
+void add_server_flags(CLI::App& app, AppOptions& o);
+
+// After app.parse(): the checks that span flags, and the strings and seconds turned into o.server.
+// "" or the error line (without the program name).
+std::string apply_server_flags(AppOptions& o);
+
+// add_server_flags, the signals' and exit statuses' footer, app.parse and apply_server_flags. Returns -1
+// to go on, or the exit status to return at once: 0 after --help, 2 after one line on stderr naming
+// the bad flag. The program name is taken from argv[0]'s last component.
+int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o);
+
+// What a program adds to serve()'s life: a phrase for the start line ("protocol memcache"), and a call
+// after the server stopped, before it is destroyed (a final report of the protocol's own counters).
+struct ServeHooks {
+    std::string describe;
+    std::function<void(Server&)> after_stop;
+};
+
+// Sets up logging (--log-level, to stderr), blocks the signals, builds the Server, starts the metrics
+// endpoint if asked, prints "listening HOST:PORT" (and "metrics HOST:PORT") on stdout, logs one start
+// line, and runs until SIGTERM, SIGINT or SIGQUIT (a graceful stop; a second one stops at once).
+// SIGUSR1 logs the per-worker summary so far; SIGHUP and SIGUSR2 are logged and ignored. Logs the
+// summary at exit. Returns the exit status: 0 after a stop, 1 when the server cannot start, 2 when
+// --backend names one that is not available here.
+int serve(const AppOptions& o, std::unique_ptr<Protocol> protocol, const ServeHooks& hooks = {});
+
+}  // namespace kq
