@@ -254,7 +254,8 @@ int parse_flags(CLI::App& app, int argc, char** argv, const char* prog) {
 
 int parse_command_line(int argc, char** argv, CliOptions& out) {
     CLI::App app{
-        "kqbench: load generator for TCP and HTTP servers. Closed loop (--pipeline requests in flight per "
+        "kqbench: load generator for TCP and HTTP servers, memcached and Redis. Closed loop (--pipeline requests in "
+        "flight per "
         "connection) or open loop (--rate, coordinated-omission corrected); every reply verified.\n"
         "Also: kqbench merge [--json OUT] A.json B.json ... combines runs exactly.",
         "kqbench"};
