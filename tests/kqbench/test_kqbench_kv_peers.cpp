@@ -1,14 +1,18 @@
 // kqbench's memcache and resp codecs against the real servers they are for: Debian's memcached 1.6 and
 // redis-server 7, each started here on a free loopback port and stopped at the end. Short runs bounded
 // by a request count: no errors, GETs hit after --prefill, a value of the wrong length is caught, and a
-// server's error replies are counted as failed requests without breaking the stream.
+// server's error replies are counted as failed requests without breaking the stream; and the binary's
+// summary and JSON.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "child_process.hpp"
@@ -160,6 +164,34 @@ TEST_P(KvPeerTest, ValueOfAnotherSizeFailsVerification) {
     EXPECT_EQ(r.report.stats.ok, 0u);
     EXPECT_EQ(r.report.stats.failed, 100u);
     EXPECT_EQ(errors(r.report, ErrorKind::verify), 100u);
+}
+
+// The binary as a user runs it: the summary's keys line and the JSON's kv object.
+TEST_P(KvPeerTest, BinaryPrintsHitsAndWritesThemToJson) {
+    const std::string json_path = ::testing::TempDir() + "kqbench_kv_" + std::to_string(::getpid()) + "_" +
+                                  std::string(protocol_name(GetParam()));
+    const std::string cmd = std::string(KQBENCH_BIN) + " 127.0.0.1:" + std::to_string(peer_->port()) + " -p " +
+                            std::string(protocol_name(GetParam())) +
+                            " --prefill --keys 500 --ratio 1:4 -n 5000 -c 3 --json " + json_path + " 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    const int st = ::pclose(p);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+    EXPECT_NE(out.find("500 keys, 32 B values, set:get 1:4, prefilled"), std::string::npos) << out;
+    EXPECT_NE(out.find(" 0 misses (100.0% hits)"), std::string::npos) << out;
+    EXPECT_NE(out.find("errors       none"), std::string::npos) << out;
+    std::ifstream in(json_path);
+    const nlohmann::json j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["config"]["protocol"], std::string(protocol_name(GetParam())));
+    EXPECT_EQ(j["config"]["ratio"], "1:4");
+    const uint64_t sets = j["kv"]["sets"], hits = j["kv"]["hits"], misses = j["kv"]["misses"];
+    EXPECT_EQ(sets + hits + misses, 5'000u);
+    EXPECT_GT(sets, 700u);  // 1 in 5: 1,000 expected, sd ~28
+    EXPECT_EQ(misses, 0u);
+    std::remove(json_path.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(kqbench_kv_peers, KvPeerTest, ::testing::Values(ProtocolKind::memcache, ProtocolKind::resp),
