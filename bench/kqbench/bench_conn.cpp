@@ -151,9 +151,12 @@ void BenchThread::complete(Conn& c, Outcome o, int64_t now) {
             ++stats_.ok;
             stats_.latency.record(us);
             if (cfg_.rate > 0) stats_.latency_uncorrected.record(to_us(now - f.start_ns));
+            stats_.sets += o.kv == KvResult::stored ? 1 : 0;
+            stats_.hits += o.kv == KvResult::hit ? 1 : 0;
+            stats_.misses += o.kv == KvResult::miss ? 1 : 0;
         } else {
             ++stats_.failed;
-            ++stats_.status_codes[o.status];
+            if (o.status != 0) ++stats_.status_codes[o.status];  // memcache/resp error replies have none
             count_error(ErrorKind::status, now);
         }
     }

@@ -3,6 +3,7 @@
 #include "kqbench/cli.hpp"
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -19,7 +20,7 @@ namespace {
 struct Typed {
     std::string target;
     std::string duration = "10s", warmup = "0s", timeout = "2s", size = "64", interval = "0s";
-    std::string protocol = "echo", backend = "auto", path, request_file;
+    std::string protocol = "echo", backend = "auto", path, request_file, ratio = "1:10";
     uint64_t reply_size = 0;
 };
 
@@ -91,8 +92,10 @@ void add_run_flags(CLI::App& app, Typed& t, Config& c) {
 void add_protocol_flags(CLI::App& app, Typed& t, Config& c) {
     app.add_option("-p,--protocol", t.protocol,
                    "echo: replies must equal the request; upper: its ASCII uppercase; http: GET with keep-alive, "
-                   "non-2xx are errors; raw: --request-file bytes, --reply-size bytes back")
-        ->check(CLI::IsMember({"echo", "upper", "http", "raw"}))
+                   "non-2xx are errors; raw: --request-file bytes, --reply-size bytes back; memcache: memcached's "
+                   "ASCII get/set; resp: Redis GET/SET (RESP2). memcache/resp: a GET's value is verified, a miss "
+                   "is not an error, an error reply is")
+        ->check(CLI::IsMember({"echo", "upper", "http", "raw", "memcache", "resp"}))
         ->capture_default_str();
     app.add_option("-s,--size", t.size, "echo/upper request bytes: N or MIN-MAX (uniform); k and m multiply by 1024")
         ->check(size_check())
@@ -104,6 +107,24 @@ void add_protocol_flags(CLI::App& app, Typed& t, Config& c) {
     app.add_option("--reply-size", t.reply_size,
                    "raw: bytes the server answers per request (default: the request's size)")
         ->check(whole_number_check(1, uint64_t{1} << 32));
+    app.add_option("--keys", c.keys, "memcache/resp: the key space; each request's key is uniform in it")
+        ->check(whole_number_check(1, 1'000'000'000'000))
+        ->capture_default_str();
+    app.add_option("--key-prefix", c.key_prefix,
+                   "memcache/resp: keys are this prefix and a number from 0 to --keys - 1 (printable ASCII, no "
+                   "spaces, at most 200 bytes)")
+        ->capture_default_str();
+    app.add_option("--value-size", c.value_size,
+                   "memcache/resp: bytes of each value; its content derives from the key, so GETs are verified")
+        ->check(whole_number_check(1, 1u << 20))
+        ->capture_default_str();
+    app.add_option("--ratio", t.ratio,
+                   "memcache/resp: SET:GET, the odds of each per request (memtier's syntax); 1:0 sets only, 0:1 "
+                   "gets only")
+        ->capture_default_str();
+    app.add_flag("--prefill", c.prefill,
+                 "memcache/resp: before the run, SET every key once over one connection (not measured), so GETs "
+                 "hit");
 }
 
 void add_output_flags(CLI::App& app, Typed& t, Config& c, std::string& json) {
@@ -128,6 +149,28 @@ std::string read_file(const std::string& path) {
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+// "SET:GET", two decimal whole numbers, not both 0.
+bool parse_ratio(std::string_view text, uint32_t& set, uint32_t& get) {
+    const size_t colon = text.find(':');
+    if (colon == std::string_view::npos) return false;
+    auto whole = [](std::string_view s, uint32_t& out) {
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+        return !s.empty() && ec == std::errc() && p == s.data() + s.size() && out <= 1'000'000;
+    };
+    return whole(text.substr(0, colon), set) && whole(text.substr(colon + 1), get) && set + get > 0;
+}
+
+std::string kv_config(const Typed& t, Config& c) {
+    if (!parse_ratio(t.ratio, c.set_ratio, c.get_ratio)) {
+        return "--ratio '" + t.ratio + "' is not SET:GET (whole numbers up to 1000000, not both 0)";
+    }
+    if (c.key_prefix.size() > 200) return "--key-prefix is longer than 200 bytes";
+    for (char ch : c.key_prefix) {
+        if (ch <= ' ' || ch > '~') return "--key-prefix must be printable ASCII without spaces";
+    }
+    return "";
+}
+
 // Checks that span several flags; returns an error message or "".
 std::string protocol_config(const CLI::App& app, Typed& t, Config& c) {
     parse_protocol(t.protocol, c.protocol);
@@ -139,6 +182,12 @@ std::string protocol_config(const CLI::App& app, Typed& t, Config& c) {
     if ((app.count("--request-file") || app.count("--reply-size")) && c.protocol != ProtocolKind::raw) {
         return "--request-file and --reply-size apply to --protocol raw";
     }
+    if ((app.count("--keys") || app.count("--key-prefix") || app.count("--value-size") || app.count("--ratio") ||
+         app.count("--prefill")) &&
+        !is_key_value(c.protocol)) {
+        return "--keys, --key-prefix, --value-size, --ratio and --prefill apply to --protocol memcache and resp";
+    }
+    if (std::string err = kv_config(t, c); !err.empty()) return err;
     auto range = parse_size_range(t.size);
     if (range->min == 0 || range->max > (64u << 20)) return "--size must be within 1 B .. 64 MiB";
     c.size_min = range->min, c.size_max = range->max;
@@ -205,7 +254,8 @@ int parse_flags(CLI::App& app, int argc, char** argv, const char* prog) {
 
 int parse_command_line(int argc, char** argv, CliOptions& out) {
     CLI::App app{
-        "kqbench: load generator for TCP and HTTP servers. Closed loop (--pipeline requests in flight per "
+        "kqbench: load generator for TCP and HTTP servers, memcached and Redis. Closed loop (--pipeline requests in "
+        "flight per "
         "connection) or open loop (--rate, coordinated-omission corrected); every reply verified.\n"
         "Also: kqbench merge [--json OUT] A.json B.json ... combines runs exactly.",
         "kqbench"};

@@ -68,8 +68,22 @@ char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + '
 
 }  // namespace
 
+std::string_view kv_value(const Payloads& payloads, size_t value_size, uint64_t k) {
+    const size_t offset = static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> 52);  // [0, 4096) = kOffsets
+    return std::string_view(payloads.pattern).substr(offset, value_size);
+}
+
 std::shared_ptr<const Payloads> make_payloads(const Config& cfg) {
     auto p = std::make_shared<Payloads>();
+    if (is_key_value(cfg.protocol)) {
+        // A fixed seed: a GET must verify values stored by an earlier run (--prefill) with another --seed.
+        static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        static_assert(Payloads::kOffsets == 4096, "kv_value's offsets are 12 bits");
+        Random rng(0x6B76);
+        p->pattern.resize(cfg.value_size + Payloads::kOffsets);
+        for (char& c : p->pattern) c = kAlphabet[rng.next() % (sizeof kAlphabet - 1)];
+        return p;
+    }
     Random rng(cfg.seed ^ 0xBE7C4);
     p->pattern.resize(cfg.size_max + Payloads::kOffsets);
     // upper: mostly lowercase letters (which must change) with digits and punctuation (which must not).
@@ -95,6 +109,10 @@ std::unique_ptr<Codec> make_codec(const Config& cfg, std::shared_ptr<const Paylo
         return std::make_unique<FixedReplyCodec>(cfg, nullptr, stream_seed);
     case ProtocolKind::http:
         return make_http_codec(cfg);
+    case ProtocolKind::memcache:
+        return make_memcache_codec(cfg, std::move(payloads), stream_seed);
+    case ProtocolKind::resp:
+        return make_resp_codec(cfg, std::move(payloads), stream_seed);
     }
     return nullptr;
 }

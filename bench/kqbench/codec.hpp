@@ -8,16 +8,23 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kqbench/config.hpp"
 
 namespace kq::bench {
 
-// One finished reply: status is the HTTP status, 0 for the other protocols.
+// What a memcache/resp reply answered: a SET stored, a GET found its key or did not (both correct).
+enum class KvResult : uint8_t { none, stored, hit, miss };
+
+// One finished reply: status is the HTTP status, 0 for the other protocols; error_reply is a well-framed
+// reply that reports a failure (memcache ERROR, CLIENT_ERROR, SERVER_ERROR, NOT_STORED; RESP -ERR ...).
 struct Outcome {
     int status = 0;
-    bool ok() const noexcept { return status == 0 || (status >= 200 && status < 300); }
+    bool error_reply = false;
+    KvResult kv = KvResult::none;
+    bool ok() const noexcept { return !error_reply && (status == 0 || (status >= 200 && status < 300)); }
 };
 
 // Feeding bytes either works or leaves a stream that can no longer be matched to its requests.
@@ -25,6 +32,8 @@ enum class Fatal : uint8_t { none, verify, parse };
 
 // Bytes the echo and upper codecs send: a random pattern (bytes 0-255 for echo, printable ASCII with
 // letters for upper) and what a correct server returns for it. Requests are slices at varying offsets.
+// memcache/resp: the pattern (letters and digits, the same for every seed) that values are sliced from,
+// value_size bytes at an offset derived from the key (see kv_value).
 struct Payloads {
     std::string pattern, expected;
     static constexpr size_t kOffsets = 4096;  // slices start at [0, kOffsets)
@@ -55,6 +64,15 @@ public:
 // Per connection; stream_seed makes each connection's sizes and offsets differ yet repeat across runs.
 std::unique_ptr<Codec> make_codec(const Config& cfg, std::shared_ptr<const Payloads> payloads, uint64_t stream_seed);
 std::unique_ptr<Codec> make_http_codec(const Config& cfg);
+// memcache/resp. sequential: SET keys 0, 1, 2 ... in order (the --prefill pass) instead of the random mix.
+std::unique_ptr<Codec> make_memcache_codec(const Config& cfg, std::shared_ptr<const Payloads> payloads,
+                                           uint64_t stream_seed, bool sequential = false);
+std::unique_ptr<Codec> make_resp_codec(const Config& cfg, std::shared_ptr<const Payloads> payloads,
+                                       uint64_t stream_seed, bool sequential = false);
+
+// The value stored under key number k: value_size bytes of payloads.pattern, at an offset that depends
+// only on k (so every run with the same --value-size agrees, whatever its seed).
+std::string_view kv_value(const Payloads& payloads, size_t value_size, uint64_t k);
 
 // xorshift64*: cheap per-connection randomness for sizes and offsets.
 class Random {

@@ -8,7 +8,7 @@
 namespace kq::bench {
 namespace {
 
-constexpr std::array<std::string_view, 4> kProtocols = {"echo", "upper", "http", "raw"};
+constexpr std::array<std::string_view, 6> kProtocols = {"echo", "upper", "http", "raw", "memcache", "resp"};
 constexpr std::array<std::string_view, kErrorKinds> kErrorKeys = {
     "connect_refused", "connect_timeout", "connect_error", "reset", "closed", "timeout", "verify", "status", "parse",
 };
@@ -36,6 +36,10 @@ std::string describe(const Config& c) {
                                       : " " + std::to_string(c.size_min) + "-" + std::to_string(c.size_max) + " B";
     } else if (c.protocol == ProtocolKind::http) {
         s += " GET " + c.path;
+    } else if (is_key_value(c.protocol)) {
+        s += " " + format_count(c.keys) + (c.keys == 1 ? " key" : " keys") + ", " + std::to_string(c.value_size) +
+             " B values, set:get " + std::to_string(c.set_ratio) + ":" + std::to_string(c.get_ratio);
+        if (c.prefill) s += ", prefilled";
     } else {
         s += " " + std::to_string(c.request.size()) + " B -> " + std::to_string(c.reply_size) + " B";
     }

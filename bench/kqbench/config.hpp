@@ -12,11 +12,13 @@
 
 namespace kq::bench {
 
-enum class ProtocolKind { echo, upper, http, raw };
+enum class ProtocolKind { echo, upper, http, raw, memcache, resp };
 
 std::string_view protocol_name(ProtocolKind p);
-// Parses "echo", "upper", "http" or "raw"; returns false for anything else.
+// Parses "echo", "upper", "http", "raw", "memcache" or "resp"; returns false for anything else.
 bool parse_protocol(std::string_view text, ProtocolKind& out);
+// memcache and resp: key-value stores driven with a get/set mix over a key space.
+inline bool is_key_value(ProtocolKind p) { return p == ProtocolKind::memcache || p == ProtocolKind::resp; }
 
 struct Config {
     std::string host = "127.0.0.1";
@@ -37,7 +39,15 @@ struct Config {
     std::vector<std::string> headers;     // http, "Name: value"
     std::string request;                  // raw: the bytes sent as each request
     size_t reply_size = 0;                // raw: bytes expected back per request
-    int server_pid = 0;                   // > 0: report that process's CPU time per request
+    // memcache/resp: keys key_prefix + 0 .. keys-1, each request's key uniform; values of value_size bytes
+    // derived from the key (so a GET reply is verified); SET or GET drawn per request in the ratio
+    // set_ratio:get_ratio; prefill: SET every key once before the run starts.
+    uint64_t keys = 10'000;
+    std::string key_prefix = "key:";
+    size_t value_size = 32;
+    uint32_t set_ratio = 1, get_ratio = 10;
+    bool prefill = false;
+    int server_pid = 0;  // > 0: report that process's CPU time per request
     Backend backend = Backend::automatic;
     uint64_t seed = 1;  // payloads and sizes are pseudo-random but repeatable
 };

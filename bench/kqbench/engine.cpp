@@ -4,6 +4,9 @@
 
 #include <netdb.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -12,6 +15,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kq/fd.hpp"
 #include "kqbench/bench_thread.hpp"
 #include "kqbench/proc_cpu.hpp"
 
@@ -32,6 +36,59 @@ void resolve(RunShared& s) {
     std::memcpy(&s.addr, res->ai_addr, res->ai_addrlen);
     s.addr_len = res->ai_addrlen;
     ::freeaddrinfo(res);
+}
+
+std::string endpoint(const Config& cfg) {
+    bool v6 = cfg.host.find(':') != std::string::npos;
+    return (v6 ? "[" + cfg.host + "]" : cfg.host) + ":" + std::to_string(cfg.port);
+}
+
+// --prefill: before the run, one blocking connection SETs every key once, a batch of them in flight at a
+// time, so that the run's GETs hit. Any failure ends the program (the run would measure something else).
+void prefill(const RunShared& s) {
+    const Config& cfg = s.cfg;
+    auto fail = [&](const std::string& why) { throw std::runtime_error("prefill of " + endpoint(cfg) + ": " + why); };
+    UniqueFd fd(::socket(s.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) fail(std::strerror(errno));
+    timeval tv{static_cast<time_t>(cfg.timeout_ns / 1'000'000'000),
+               static_cast<suseconds_t>(cfg.timeout_ns % 1'000'000'000 / 1000)};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&s.addr), s.addr_len) != 0) {
+        fail(std::string("cannot connect: ") + std::strerror(errno));
+    }
+    auto codec = cfg.protocol == ProtocolKind::memcache ? make_memcache_codec(cfg, s.payloads, 0, true)
+                                                        : make_resp_codec(cfg, s.payloads, 0, true);
+    // Up to 256 SETs in flight, fewer for large values (at most ~4 MiB of requests buffered).
+    const uint64_t per_batch = std::clamp<uint64_t>((4u << 20) / (cfg.value_size + 100), 1, 256);
+    std::string out;
+    std::vector<Outcome> done;
+    std::vector<char> buf(64 * 1024);
+    for (uint64_t key = 0; key < cfg.keys;) {
+        const uint64_t batch = std::min(per_batch, cfg.keys - key);
+        out.clear();
+        for (uint64_t i = 0; i < batch; ++i) codec->write_request(out);
+        for (size_t sent = 0; sent < out.size();) {
+            ssize_t n = ::send(fd.get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) fail(errno == EAGAIN ? std::string("send timed out") : std::strerror(errno));
+            sent += static_cast<size_t>(n);
+        }
+        done.clear();
+        while (done.size() < batch) {
+            ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) fail(errno == EAGAIN ? std::string("no reply within --timeout") : std::strerror(errno));
+            if (n == 0) fail("the server closed the connection");
+            if (codec->feed(std::span<const char>(buf.data(), static_cast<size_t>(n)), done) != Fatal::none) {
+                fail("a reply to SET was not understood");
+            }
+        }
+        for (uint64_t i = 0; i < batch; ++i) {
+            if (!done[i].ok()) fail("the server refused to store key " + cfg.key_prefix + std::to_string(key + i));
+        }
+        key += batch;
+    }
 }
 
 // Each connection is a descriptor (two pollers' and timers' per thread, stdio and slack besides): raise
@@ -150,11 +207,6 @@ private:
     std::optional<uint64_t> cpu_start_;
 };
 
-std::string endpoint(const Config& cfg) {
-    bool v6 = cfg.host.find(':') != std::string::npos;
-    return (v6 ? "[" + cfg.host + "]" : cfg.host) + ":" + std::to_string(cfg.port);
-}
-
 // The measured window ends at the duration's end (or the interrupt), or at the last answer if later;
 // with --requests, at the last answer.
 Report build_report(const Config& cfg, RunShared& shared, const Threads& threads) {
@@ -193,7 +245,8 @@ RunResult run_bench(const Config& cfg_in, const RunHooks& hooks) {
     RunShared shared(cfg);
     shared.progress = static_cast<bool>(hooks.on_progress);
     resolve(shared);
-    if (cfg.protocol == ProtocolKind::echo || cfg.protocol == ProtocolKind::upper) shared.payloads = make_payloads(cfg);
+    if (cfg.protocol != ProtocolKind::http && cfg.protocol != ProtocolKind::raw) shared.payloads = make_payloads(cfg);
+    if (cfg.prefill && is_key_value(cfg.protocol)) prefill(shared);
     Threads threads;
     for (const ThreadPlan& p : make_plans(cfg)) threads.push_back(std::make_unique<BenchThread>(shared, p));
 

@@ -64,6 +64,12 @@ Report parse(const json& j) {
     for (const auto& [code, n] : j.at("status_codes").items()) r.stats.status_codes[std::stoi(code)] = n;
     r.stats.latency = Histogram::from_json(j.at("latency_us").at("histogram"));
     r.stats.latency_uncorrected = Histogram::from_json(j.at("latency_uncorrected_us").at("histogram"));
+    if (j.contains("kv")) {
+        const json& kv = j["kv"];
+        r.stats.sets = kv.at("sets");
+        r.stats.hits = kv.at("hits");
+        r.stats.misses = kv.at("misses");
+    }
     if (j.contains("server")) r.server = ServerCpu{j["server"].at("pid"), j["server"].at("cpu_us")};
     return r;
 }
@@ -81,6 +87,9 @@ void Stats::merge(const Stats& o) {
     established += o.established;
     for (size_t k = 0; k < kErrorKinds; ++k) errors[k] += o.errors[k];
     for (const auto& [code, n] : o.status_codes) status_codes[code] += n;
+    sets += o.sets;
+    hits += o.hits;
+    misses += o.misses;
     latency.merge(o.latency);
     latency_uncorrected.merge(o.latency_uncorrected);
     last_done_ns = std::max(last_done_ns, o.last_done_ns);
@@ -115,6 +124,12 @@ json config_to_json(const Config& c) {
     } else if (c.protocol == ProtocolKind::http) {
         j["path"] = c.path;
         j["headers"] = c.headers;
+    } else if (is_key_value(c.protocol)) {
+        j["keys"] = c.keys;
+        j["key_prefix"] = c.key_prefix;
+        j["value_size"] = c.value_size;
+        j["ratio"] = std::to_string(c.set_ratio) + ":" + std::to_string(c.get_ratio);
+        j["prefill"] = c.prefill;
     } else {
         j["request_bytes"] = c.request.size();
         j["reply_size"] = c.reply_size;
@@ -147,6 +162,7 @@ json to_json(const Report& r) {
         {"latency_us", latency_json(s.latency)},
         {"latency_uncorrected_us", latency_json(s.latency_uncorrected)},
     };
+    if (s.sets + s.hits + s.misses > 0) j["kv"] = {{"sets", s.sets}, {"hits", s.hits}, {"misses", s.misses}};
     if (r.server) {
         double per_request = s.ok > 0 ? static_cast<double>(r.server->cpu_us) / static_cast<double>(s.ok) : 0;
         j["server"] = {{"pid", r.server->pid}, {"cpu_us", r.server->cpu_us}, {"cpu_us_per_request", per_request}};

@@ -27,10 +27,11 @@ struct Stats {
     uint64_t connects = 0;     // successful connects, reconnects included
     uint64_t established = 0;  // connection slots that connected at least once
     ErrorCounts errors{};
-    std::map<int, uint64_t> status_codes;  // http: non-2xx statuses
-    Histogram latency;                     // µs, from each request's intended send time (open loop) or send time
-    Histogram latency_uncorrected;         // µs, from the actual send time (open loop only; else equal to latency)
-    int64_t last_done_ns = 0;              // steady clock of the last measured completion or failure
+    std::map<int, uint64_t> status_codes;     // http: non-2xx statuses
+    uint64_t sets = 0, hits = 0, misses = 0;  // memcache/resp, answered: SETs stored, GETs found or not
+    Histogram latency;                        // µs, from each request's intended send time (open loop) or send time
+    Histogram latency_uncorrected;            // µs, from the actual send time (open loop only; else equal to latency)
+    int64_t last_done_ns = 0;                 // steady clock of the last measured completion or failure
 
     void merge(const Stats& o);
     uint64_t error_total() const;

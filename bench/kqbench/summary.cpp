@@ -31,7 +31,10 @@ std::string errors_line(const Stats& s) {
     std::string line;
     for (size_t k = 0; k < kErrorKinds; ++k) {
         if (s.errors[k] == 0) continue;
-        line += (line.empty() ? "" : ", ") + std::string(kNames[k]) + " " + format_count(s.errors[k]);
+        // memcache/resp failures are error replies (ERROR, SERVER_ERROR, -ERR ...), not HTTP statuses.
+        const bool error_reply = static_cast<ErrorKind>(k) == ErrorKind::status && s.status_codes.empty();
+        line += (line.empty() ? "" : ", ") + std::string(error_reply ? "error reply" : kNames[k]) + " " +
+                format_count(s.errors[k]);
     }
     for (const auto& [code, n] : s.status_codes) line += " [" + std::to_string(code) + " x" + format_count(n) + "]";
     return line.empty() ? "none" : line;
@@ -72,6 +75,15 @@ void print_summary(std::ostream& out, const Report& r) {
     }
     out << "  connections  " << format_count(static_cast<uint64_t>(r.connections)) << " requested, "
         << format_count(s.established) << " established, " << format_count(s.connects) << " connects\n";
+    if (s.sets + s.hits + s.misses > 0) {
+        const uint64_t gets = s.hits + s.misses;
+        char rate[32] = "";
+        if (gets > 0)
+            std::snprintf(rate, sizeof rate, " (%.1f%% hits)",
+                          100.0 * static_cast<double>(s.hits) / static_cast<double>(gets));
+        out << "  keys         " << format_count(s.sets) << " sets stored, " << format_count(gets)
+            << " gets: " << format_count(s.hits) << " hits, " << format_count(s.misses) << " misses" << rate << "\n";
+    }
     out << "  errors       " << errors_line(s) << "\n";
     if (r.server) {
         char buf[128];

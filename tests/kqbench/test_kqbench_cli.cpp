@@ -44,10 +44,26 @@ nlohmann::json load(const std::string& path) {
 }
 
 TEST(kqbench_cli, BadFlagsExitTwoWithOneLine) {
-    for (const char* args :
-         {"127.0.0.1:1 --bogus", "127.0.0.1:1 -d 10x", "127.0.0.1:1 -c 0", "nohostport", "127.0.0.1:1 -d 1s -n 5",
-          "127.0.0.1:1 --reconnect --pipeline 4", "127.0.0.1:1 -p http --size 10", "127.0.0.1:1 -p raw",
-          "127.0.0.1:1 --size 0", "127.0.0.1:1 --server-pid 999999999", ""}) {
+    for (const char* args : {"127.0.0.1:1 --bogus",
+                             "127.0.0.1:1 -d 10x",
+                             "127.0.0.1:1 -c 0",
+                             "nohostport",
+                             "127.0.0.1:1 -d 1s -n 5",
+                             "127.0.0.1:1 --reconnect --pipeline 4",
+                             "127.0.0.1:1 -p http --size 10",
+                             "127.0.0.1:1 -p raw",
+                             "127.0.0.1:1 --size 0",
+                             "127.0.0.1:1 --server-pid 999999999",
+                             "127.0.0.1:1 --keys 5",
+                             "127.0.0.1:1 -p http --prefill",
+                             "127.0.0.1:1 -p memcache --ratio 1-10",
+                             "127.0.0.1:1 -p resp --ratio 0:0",
+                             "127.0.0.1:1 -p resp --ratio 1:-1",
+                             "127.0.0.1:1 -p memcache --key-prefix 'a b'",
+                             "127.0.0.1:1 -p memcache --value-size 0",
+                             "127.0.0.1:1 -p resp --keys 0",
+                             "127.0.0.1:1 -p redis",
+                             ""}) {
         Ran r = run_kqbench(args);
         EXPECT_EQ(r.status, 2) << args << ": " << r.output;
         EXPECT_EQ(lines(r.output), 1u) << args << ": " << r.output;
@@ -58,9 +74,11 @@ TEST(kqbench_cli, BadFlagsExitTwoWithOneLine) {
 TEST(kqbench_cli, HelpExplainsEveryFlag) {
     Ran r = run_kqbench("--help");
     EXPECT_EQ(r.status, 0);
-    for (const char* flag : {"--threads", "--connections", "--duration", "--requests", "--warmup", "--pipeline",
-                             "--rate", "--timeout", "--connect-rate", "--reconnect", "--protocol", "--size", "--path",
-                             "--header", "--request-file", "--reply-size", "--json", "--server-pid", "merge"}) {
+    for (const char* flag :
+         {"--threads",      "--connections",  "--duration",  "--requests",   "--warmup",     "--pipeline", "--rate",
+          "--timeout",      "--connect-rate", "--reconnect", "--protocol",   "--size",       "--path",     "--header",
+          "--request-file", "--reply-size",   "--keys",      "--key-prefix", "--value-size", "--ratio",    "--prefill",
+          "memcache",       "resp",           "--json",      "--server-pid", "merge"}) {
         EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
     }
 }

@@ -189,6 +189,7 @@ Report sample_report(uint64_t seed, uint64_t n) {
     r.stats.errors[index(ErrorKind::timeout)] = 3;
     r.stats.status_codes[404] = seed;
     r.stats.bytes_sent = r.stats.bytes_received = n * 64;
+    r.stats.sets = n / 10, r.stats.hits = n - n / 10 - seed, r.stats.misses = seed;  // memcache/resp
     r.requests_per_s = static_cast<double>(n) / r.elapsed_s;
     return r;
 }
@@ -197,6 +198,8 @@ TEST(kqbench_report, JsonRoundTripKeepsEveryFigure) {
     Report r = sample_report(1, 5'000);
     Report back = report_from_json(nlohmann::json::parse(to_json(r).dump()));
     EXPECT_EQ(to_json(back), to_json(r));
+    EXPECT_EQ(back.stats.hits, r.stats.hits);
+    EXPECT_EQ(to_json(r)["kv"]["misses"], 1);
     EXPECT_THROW(report_from_json(nlohmann::json{{"kqbench_report", 1}}), std::invalid_argument);
 }
 
@@ -211,6 +214,9 @@ TEST(kqbench_report, MergeEqualsTheCombinedHistogram) {
     EXPECT_EQ(m.stats.ok, 27'000u);
     EXPECT_EQ(m.stats.errors[index(ErrorKind::timeout)], 6u);
     EXPECT_EQ(m.stats.status_codes.at(404), 3u);
+    EXPECT_EQ(m.stats.sets, 2'000u + 700u);
+    EXPECT_EQ(m.stats.misses, 3u);
+    EXPECT_EQ(m.stats.hits, a.stats.hits + b.stats.hits);
     EXPECT_EQ(m.runs, 2);
     EXPECT_DOUBLE_EQ(m.requests_per_s, a.requests_per_s + b.requests_per_s);
     EXPECT_DOUBLE_EQ(m.elapsed_s, 4.0);
