@@ -6,6 +6,7 @@
 #include "kq/app.hpp"
 #include "kq/cli_checks.hpp"
 #include "kq/log.hpp"
+#include "signals.hpp"
 
 namespace kq {
 namespace {
@@ -153,6 +154,9 @@ int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o) {
         std::cerr << o.program << ": " << err << " (see --help)\n";
         return 2;
     }
+    // Now, not in serve(): a protocol built between the two may start threads (an offload pool), and
+    // only a thread that starts with the stop signals blocked leaves them to serve()'s signal thread.
+    SignalThread::block_signals();
     return -1;
 }
 

@@ -128,6 +128,21 @@ TEST(Signals, Usr1LogsTheSummaryAndLeavesGracefulStopWorking) {
     EXPECT_EQ(count(log, kSummary), 3u) << "two on SIGUSR1 and one at exit:\n" << log;
 }
 
+// Threads the protocol starts before the server runs (--offload-ms's pool) must not take the stop
+// signals: a pool thread with them unblocked would receive SIGTERM and its default action kill the
+// process, with no drain and no summary.
+TEST(Signals, ThreadsStartedBeforeTheServerDoNotTakeTheStopSignal) {
+    ServerProcess p({"--workers", "1", "--offload-ms", "0", "--offload-threads", "32", "--log-level", "info"});
+    UniqueFd kept = connect_blocking(p.port());
+    ASSERT_TRUE(echoes(kept.get()));
+    ASSERT_EQ(::kill(p.pid(), SIGTERM), 0);
+    int st = p.wait_exit(10'000);
+    ASSERT_NE(st, -1) << "SIGTERM did not stop the server:\n" << p.log();
+    ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << WTERMSIG(st);
+    EXPECT_EQ(WEXITSTATUS(st), 0);
+    EXPECT_NE(p.log().find("SIGTERM: no longer accepting"), std::string::npos) << p.log();
+}
+
 // SIGHUP (no configuration to reload) and SIGUSR2 (reserved) are logged and change nothing: the server
 // keeps its connections and goes on accepting, and stops cleanly on SIGTERM afterwards.
 class IgnoredSignal : public ::testing::TestWithParam<int> {};

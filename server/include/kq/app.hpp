@@ -51,7 +51,9 @@ std::string apply_server_flags(AppOptions& o);
 
 // add_server_flags, the signals' and exit statuses' footer, app.parse and apply_server_flags. Returns -1
 // to go on, or the exit status to return at once: 0 after --help, 2 after one line on stderr naming
-// the bad flag. The program name is taken from argv[0]'s last component.
+// the bad flag. The program name is taken from argv[0]'s last component. On -1 it has also blocked the
+// signals serve() takes, in the calling thread: threads started from then on (a protocol's pool, built
+// before serve()) inherit the mask, so no stop signal can land in them and kill the process.
 int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o);
 
 // What a program adds to serve()'s life: a phrase for the start line ("protocol memcache"), and a call
