@@ -9,10 +9,12 @@
 #include <spdlog/spdlog.h>
 #include <cerrno>
 #include <charconv>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 namespace kq {
 namespace {

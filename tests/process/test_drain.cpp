@@ -61,15 +61,15 @@ TEST(Health, ReadyTurnsWithoutDelayToo) {
     ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << p.log();
 }
 
-// --drain-delay 2: after SIGTERM, /ready is 503 within a fraction of the delay and STOPPING=1 is out,
+// --drain-delay 3: after SIGTERM, /ready is 503 within a fraction of the delay and STOPPING=1 is out,
 // while a new client is still accepted and served and a client held mid-request (HTTP, half a request
 // line) gets its answer; the exit comes after the delay and within delay + drain.
 TEST(Drain, DelayKeepsServingWithReadyDown) {
-    constexpr int kDelayMs = 2'000;
+    constexpr int kDelayMs = 3'000;  // room for the checks on a loaded machine (sanitizers)
     NotifySocket notify(false);
     ScopedEnv env("NOTIFY_SOCKET", notify.name());
     ServerProcess p(
-        {"--protocol", "http", "--workers", "2", "--metrics-port", "0", "--drain-delay", "2", "--drain-timeout", "5"});
+        {"--protocol", "http", "--workers", "2", "--metrics-port", "0", "--drain-delay", "3", "--drain-timeout", "5"});
     uint16_t m = p.metrics_port();
     ASSERT_TRUE(notify.wait_for("READY=1", 10'000));
     http::Client mid(p.port());
