@@ -75,3 +75,12 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/kqserverConfig.cmake ${CMAKE_CURRENT_B
 # The handler API guide and the example protocol, for users of the installed package.
 install(FILES docs/handler-api.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples REGEX "/build[^/]*$" EXCLUDE)
+
+# The systemd units (deploy/systemd): the service's ExecStart names the installed kqserver. Under
+# lib/systemd/system of the prefix, where systemd looks for /usr and /usr/local alike (not LIBDIR, which
+# is lib/x86_64-linux-gnu on Debian).
+set(KQ_SYSTEMD_UNIT_DIR lib/systemd/system CACHE STRING "Where cmake --install puts the systemd units")
+set(KQ_UNIT_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
+configure_file(deploy/systemd/kqserver.service.in ${PROJECT_BINARY_DIR}/deploy/systemd/kqserver.service @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/deploy/systemd/kqserver.service deploy/systemd/kqserver.socket
+              deploy/systemd/kqserver-metrics.socket DESTINATION ${KQ_SYSTEMD_UNIT_DIR})

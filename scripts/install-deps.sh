@@ -14,6 +14,7 @@ packages=(
   jq gnuplot-nox                                    # bench/sweep: its JSON and plots (tested)
   clang-14 libclang-rt-14-dev llvm-14               # fuzz/: clang, its libFuzzer runtime, symbolizer
   clang-format-14                                   # the style check (.clang-format)
+  systemd                                           # systemd-socket-activate, systemd-analyze (deploy tests)
 )
 packages+=("$@")                                  # extra ones a caller needs (bench scripts)
 

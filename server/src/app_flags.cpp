@@ -63,8 +63,8 @@ void add_model_flags(CLI::App& app, AppOptions& o) {
     app.add_option("--tcp-nodelay", s.worker.tcp_nodelay, "Disable Nagle on client sockets (true|false)")
         ->capture_default_str();
     app.add_option("--metrics-port", o.metrics_port,
-                   "Serve Prometheus metrics at GET /metrics on this port of --host (0 = a free port, printed "
-                   "on stdout as 'metrics HOST:PORT'); off by default")
+                   "Serve Prometheus metrics at GET /metrics, and GET /health and /ready, on this port of --host "
+                   "(0 = a free port, printed on stdout as 'metrics HOST:PORT'); off by default")
         ->check(whole_number_check(0, 65535));
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off")
         ->check(one_of({std::begin(kLogLevels), std::end(kLogLevels)}))
@@ -91,6 +91,11 @@ void add_limit_flags(CLI::App& app, AppOptions& o) {
                    "On SIGTERM, SIGINT or SIGQUIT: seconds to finish received requests and flush before closing "
                    "(a second one: at once)")
         ->check(seconds_check(86400))
+        ->capture_default_str();
+    app.add_option("--drain-delay", o.drain_delay,
+                   "On the first SIGTERM, SIGINT or SIGQUIT: seconds to keep serving and accepting with GET /ready "
+                   "already 503, so load balancers stop sending first (Kubernetes pre-stop); then the drain")
+        ->check(seconds_check(3600))
         ->capture_default_str();
     app.add_option("--linger", o.linger,
                    "Seconds to read and discard a client's input after answering it with a close while it is "
@@ -120,6 +125,7 @@ std::string apply_server_flags(AppOptions& o) {
     w.idle_timeout_ms = seconds_to_ms(o.idle_timeout);
     w.request_timeout_ms = seconds_to_ms(o.request_timeout);
     w.drain_timeout_ms = seconds_to_ms(o.drain_timeout);
+    o.drain_delay_ms = seconds_to_ms(o.drain_delay);
     w.linger_ms = seconds_to_ms(o.linger);
     // Plain decimal digits by now (whole_number_check rewrote them).
     o.server.listen.defer_accept_s = o.defer_accept == "auto" ? o.defer_accept_auto_s : std::stoi(o.defer_accept);
@@ -138,8 +144,11 @@ int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o) {
     add_server_flags(app, o);
     if (app.get_footer().empty()) {
         app.footer(
-            "Signals: SIGTERM, SIGINT and SIGQUIT stop gracefully (a second one stops at once); SIGUSR1 logs the\n"
-            "per-worker summary so far; SIGHUP and SIGUSR2 are logged and ignored; SIGPIPE is ignored.\n"
+            "Signals: SIGTERM, SIGINT and SIGQUIT stop gracefully: /ready turns 503, --drain-delay, then the drain\n"
+            "(a second one stops at once); SIGUSR1 logs the per-worker summary so far; SIGHUP and SIGUSR2 are\n"
+            "logged and ignored; SIGPIPE is ignored.\n"
+            "systemd: READY=1, STATUS= and STOPPING=1 to $NOTIFY_SOCKET; listening sockets from LISTEN_FDS\n"
+            "(LISTEN_FDNAMES=metrics names the metrics endpoint's).\n"
             "Exit status: 0 after a stop, 1 when the server cannot start, 2 on a bad flag (one line naming it).");
     }
     try {

@@ -29,6 +29,8 @@ std::string_view reason(int status) {
         return "Method Not Allowed";
     case 408:
         return "Request Timeout";
+    case 503:
+        return "Service Unavailable";
     default:
         return "Request Header Fields Too Large";  // 431
     }
@@ -44,7 +46,8 @@ std::string response(int status, std::string_view type, std::string_view body, b
 }
 
 std::string error_response(int status) {
-    return response(status, kTextType, fmt::format("{} {}: try GET /metrics\n", status, reason(status)));
+    return response(status, kTextType,
+                    fmt::format("{} {}: try GET /metrics, /health or /ready\n", status, reason(status)));
 }
 
 // The longest method that could be valid here ("DELETE", "OPTIONS" ...): longer is garbage.
@@ -74,19 +77,31 @@ bool parse_request_line(std::string_view line, std::string_view& method, std::st
            (version == "HTTP/1.1" || version == "HTTP/1.0");
 }
 
-// The answer to a request line; only GET and HEAD of /metrics[?...] are served.
-std::string answer_request_line(std::string_view line, const Server& server) {
+bool is_path(std::string_view target, std::string_view path) {
+    return target == path || (target.starts_with(path) && target[path.size()] == '?');
+}
+
+// The answer to a request line; only GET and HEAD of /metrics, /health and /ready (each with any
+// ?query) are served. /health: the process is up and serving. /ready: it still wants new clients.
+std::string answer_request_line(std::string_view line, const Server& server, const std::atomic<bool>& ready) {
     std::string_view method, target;
     if (!parse_request_line(line, method, target)) return error_response(400);
     if (method != "GET" && method != "HEAD") return error_response(405);
-    if (target != "/metrics" && !target.starts_with("/metrics?")) return error_response(404);
-    return response(200, kMetricsType, render_metrics(server), method == "HEAD");
+    const bool head = method == "HEAD";
+    if (is_path(target, "/metrics")) return response(200, kMetricsType, render_metrics(server), head);
+    if (is_path(target, "/health")) return response(200, kTextType, "ok\n", head);
+    if (is_path(target, "/ready")) {
+        return ready.load(std::memory_order_relaxed) ? response(200, kTextType, "ready\n", head)
+                                                     : response(503, kTextType, "draining\n", head);
+    }
+    return error_response(404);
 }
 
 // One connection: collects the request head (at most max_request bytes), answers it and closes.
 class MetricsSession final : public Session {
 public:
-    MetricsSession(const Server& server, size_t max_request) : server_(server), max_request_(max_request) {}
+    MetricsSession(const Server& server, const std::atomic<bool>& ready, size_t max_request)
+        : server_(server), ready_(ready), max_request_(max_request) {}
 
     size_t on_data(std::span<char> bytes, Conn& reply) override {
         if (answered_) return bytes.size();
@@ -97,7 +112,7 @@ public:
         if (line.ends_with('\r')) line.remove_suffix(1);
         if (head_.find("\r\n\r\n") != std::string::npos || head_.find("\n\n") != std::string::npos) {
             head_done_ = true;
-            answer(answer_request_line(line, server_), reply);
+            answer(answer_request_line(line, server_, ready_), reply);
         } else if (head_.size() > max_request_) {
             answer(error_response(431), reply);
         } else if (!plausible_start(line)) {
@@ -127,6 +142,7 @@ private:
     }
 
     const Server& server_;
+    const std::atomic<bool>& ready_;
     size_t max_request_;
     std::string head_;
     bool started_ = false, head_done_ = false, answered_ = false;
@@ -134,12 +150,16 @@ private:
 
 class MetricsProtocol final : public Protocol {
 public:
-    MetricsProtocol(const Server& server, size_t max_request) : server_(server), max_request_(max_request) {}
+    MetricsProtocol(const Server& server, const std::atomic<bool>& ready, size_t max_request)
+        : server_(server), ready_(ready), max_request_(max_request) {}
     std::string_view name() const override { return "metrics"; }
-    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<MetricsSession>(server_, max_request_); }
+    std::unique_ptr<Session> open(Conn&) override {
+        return std::make_unique<MetricsSession>(server_, ready_, max_request_);
+    }
 
 private:
     const Server& server_;
+    const std::atomic<bool>& ready_;
     size_t max_request_;
 };
 
@@ -158,9 +178,11 @@ WorkerConfig worker_config(const MetricsConfig& m) {
 
 // The worker's id only names it in a fatal log line; -1 tells it apart from the server's workers.
 MetricsServer::MetricsServer(const Server& server, const ListenOptions& listen, const MetricsConfig& cfg)
-    : protocol_(std::make_unique<MetricsProtocol>(server, cfg.max_request)),
+    : MetricsServer(server, listen_tcp(listen), cfg) {}
+
+MetricsServer::MetricsServer(const Server& server, UniqueFd listener, const MetricsConfig& cfg)
+    : protocol_(std::make_unique<MetricsProtocol>(server, ready_, cfg.max_request)),
       worker_(std::make_unique<Worker>(-1, worker_config(cfg), *protocol_)) {
-    UniqueFd listener = listen_tcp(listen);
     port_ = local_port(listener.get());
     address_ = local_address(listener.get());
     worker_->listen_on(std::move(listener), cfg.max_connections);

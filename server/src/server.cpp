@@ -2,11 +2,14 @@
 // them, and reports at exit.
 #include "kq/server.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 
 #include <spdlog/spdlog.h>
 #include <array>
+#include <cerrno>
 #include <csignal>
+#include <system_error>
 #include <thread>
 
 #include "kq/acceptor.hpp"
@@ -16,19 +19,27 @@
 namespace kq {
 namespace {
 constexpr std::array<std::string_view, 2> kAcceptNames = {"acceptor", "reuseport"};
+
+UniqueFd dup_cloexec(int fd) {
+    UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!copy) throw std::system_error(errno, std::system_category(), "fcntl(F_DUPFD_CLOEXEC)");
+    return copy;
+}
 }  // namespace
 
 bool parse_accept_mode(std::string_view text, AcceptMode& out) { return parse_enum_name(kAcceptNames, text, out); }
 std::string_view accept_mode_name(AcceptMode m) { return enum_name(kAcceptNames, m); }
 
-Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol)
+Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol, UniqueFd listener)
     : cfg_(cfg), protocol_(std::move(protocol)) {
     // Writes use MSG_NOSIGNAL; ignoring SIGPIPE also covers platforms without it.
     std::signal(SIGPIPE, SIG_IGN);
     int n = cfg_.workers > 0 ? cfg_.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     ListenOptions listen = cfg_.listen;
     listen.reuse_port = listen.reuse_port || cfg_.accept == AcceptMode::reuseport;
-    UniqueFd listen_fd = listen_tcp(listen);
+    const bool inherited = static_cast<bool>(listener);
+    if (inherited) listen.defer_accept_s = 0;  // whatever the socket's creator set, it is not ours to know
+    UniqueFd listen_fd = inherited ? std::move(listener) : listen_tcp(listen);
     port_ = local_port(listen_fd.get());
     address_ = local_address(listen_fd.get());
     // With TCP_DEFER_ACCEPT a connection is accepted once its first bytes are there: read them at once.
@@ -44,8 +55,14 @@ Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol)
         // One socket per worker on the same port (the first one picked it when port 0 was asked for).
         listen.port = port_;
         size_t per_worker = (limit + workers_.size() - 1) / workers_.size();
-        for (size_t i = 0; i < workers_.size(); ++i)
-            workers_[i]->listen_on(i == 0 ? std::move(listen_fd) : listen_tcp(listen), per_worker);
+        // An inherited socket is shared: each worker accepts from a duplicate of it (the same socket),
+        // and every worker's poller sees each new connection; whichever accepts first takes it.
+        for (size_t i = workers_.size(); i-- > 0;) {
+            UniqueFd own = i == 0      ? std::move(listen_fd)
+                           : inherited ? dup_cloexec(listen_fd.get())
+                                       : listen_tcp(listen);
+            workers_[i]->listen_on(std::move(own), per_worker);
+        }
         return;
     }
     acceptor_ = std::make_unique<Acceptor>(std::move(listen_fd), std::move(links), cfg_.dispatch, cfg_.worker.backend,

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
+#include <chrono>
 #include <system_error>
 
 namespace kq {
@@ -48,7 +49,8 @@ void SignalThread::block_signals() {
         throw std::system_error(err, std::system_category(), "pthread_sigmask");
 }
 
-SignalThread::SignalThread(Server& server) : server_(server), thread_([this] { run(); }) {}
+SignalThread::SignalThread(Server& server, StopPlan plan)
+    : server_(server), plan_(std::move(plan)), thread_([this] { run(); }) {}
 
 SignalThread::~SignalThread() {
     exiting_.store(true, std::memory_order_release);
@@ -56,6 +58,7 @@ SignalThread::~SignalThread() {
     // whatever the thread is doing when it is sent.
     pthread_kill(thread_.native_handle(), kWakeSignal);
     thread_.join();
+    cancel_delay();  // after the signal thread, the only other caller, has ended
 }
 
 void SignalThread::run() {
@@ -67,23 +70,53 @@ void SignalThread::run() {
     }
 }
 
+void SignalThread::on_stop_signal(const char* name) {
+    if (stopping_) {
+        spdlog::info("{}: stopping now", name);
+        cancel_delay();
+        server_.stop_now();
+        return;
+    }
+    stopping_ = true;
+    if (plan_.on_first) plan_.on_first();
+    if (plan_.delay_ms > 0) {
+        spdlog::info(
+            "{}: not ready; still serving for the drain delay of {} ms, then draining (a second SIGTERM, "
+            "SIGINT or SIGQUIT stops at once)",
+            name, plan_.delay_ms);
+        delay_ = std::thread([this] { delayed_stop(); });
+        return;
+    }
+    spdlog::info("{}: no longer accepting; draining connections (a second SIGTERM, SIGINT or SIGQUIT stops at once)",
+                 name);
+    server_.stop();
+}
+
+void SignalThread::delayed_stop() {
+    std::unique_lock lock(delay_mu_);
+    if (delay_cv_.wait_for(lock, std::chrono::milliseconds(plan_.delay_ms), [this] { return delay_cancelled_; }))
+        return;
+    lock.unlock();
+    spdlog::info("drain delay over: no longer accepting; draining connections");
+    server_.stop();
+}
+
+void SignalThread::cancel_delay() {
+    {
+        std::lock_guard lock(delay_mu_);
+        delay_cancelled_ = true;
+    }
+    delay_cv_.notify_all();
+    if (delay_.joinable()) delay_.join();
+}
+
 void SignalThread::on_signal(int sig) {
     const char* name = signal_name(sig);
     switch (sig) {
     case SIGTERM:
     case SIGINT:
     case SIGQUIT:
-        if (!stopping_) {
-            spdlog::info(
-                "{}: no longer accepting; draining connections (a second SIGTERM, SIGINT or SIGQUIT "
-                "stops at once)",
-                name);
-            stopping_ = true;
-            server_.stop();
-        } else {
-            spdlog::info("{}: stopping now", name);
-            server_.stop_now();
-        }
+        on_stop_signal(name);
         return;
     case SIGUSR1:
         spdlog::info("{}: the summary so far", name);

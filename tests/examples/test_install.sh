@@ -24,7 +24,8 @@ for f in bin/kqserver bin/kqcat bin/kqproxy include/kq/handler.hpp include/kq/se
          lib/libkq_common.a lib/libkq_acceptor.a lib/libkq_worker.a \
          lib/libkq_protocols.a lib/libkq_server.a \
          lib/cmake/kqserver/kqserverConfig.cmake lib/cmake/kqserver/kqserverConfigVersion.cmake \
-         lib/cmake/kqserver/kqserverTargets.cmake; do
+         lib/cmake/kqserver/kqserverTargets.cmake lib/systemd/system/kqserver.service \
+         lib/systemd/system/kqserver.socket lib/systemd/system/kqserver-metrics.socket; do
     [[ -e $prefix/$f ]] || fail "not installed: $f"
 done
 if grep -q "$(cd "$example/../.." && pwd)" "$prefix"/lib/cmake/kqserver/*.cmake; then

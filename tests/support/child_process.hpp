@@ -1,6 +1,7 @@
 // A program of this build run as a child process, for the tests that need its exit status, its own fd
 // limit or its signals: stdout through a pipe read line by line, stderr (the log) into an unlinked
-// temporary file read back at any time, an optional RLIMIT_NOFILE set between fork and exec.
+// temporary file read back at any time, an optional RLIMIT_NOFILE set between fork and exec, and optional
+// fds passed to it at 3, 4, ... (as socket activation hands listening sockets to a service).
 // ServerProcess is kqserver so started, once it has printed its "listening HOST:PORT" line.
 #pragma once
 
@@ -34,7 +35,7 @@ namespace kq::test {
 class ChildProcess {
 public:
     // Starts path with args (argv[0] is path). The destructor kills a child that is still running.
-    ChildProcess(std::string path, std::vector<std::string> args, rlim_t nofile = 0) {
+    ChildProcess(std::string path, std::vector<std::string> args, rlim_t nofile = 0, std::vector<int> pass_fds = {}) {
         int out[2];
         if (::pipe2(out, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
         UniqueFd out_w(out[1]);
@@ -57,6 +58,15 @@ public:
             ::dup2(null_fd, 0);
             ::dup2(out_w.get(), 1);
             ::dup2(log_.get(), 2);
+            // Out of the way first (a passed fd may itself be 3 or 4; the copies close on exec), then
+            // down to 3, 4, ... (dup2 leaves those without close-on-exec).
+            constexpr int kHigh = 200;
+            for (size_t i = 0; i < pass_fds.size(); ++i) {
+                if (::dup3(pass_fds[i], kHigh + static_cast<int>(i), O_CLOEXEC) < 0) ::_exit(126);
+            }
+            for (size_t i = 0; i < pass_fds.size(); ++i) {
+                if (::dup2(kHigh + static_cast<int>(i), 3 + static_cast<int>(i)) < 0) ::_exit(126);
+            }
             sigset_t none;
             sigemptyset(&none);
             ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -38,11 +38,13 @@ struct AppOptions {
     std::string log_level = "info";
     int metrics_port = -1;                                                           // -1 = no metrics endpoint
     double idle_timeout = 60, request_timeout = 10, drain_timeout = 10, linger = 2;  // seconds
+    double drain_delay = 0;  // seconds of serving on after the first stop signal, /ready already 503
+    int drain_delay_ms = 0;  // drain_delay, set by apply_server_flags
 };
 
 // Adds the shared flags to app: --host --port --workers --backend --dispatch --handoff --accept --batch
 // --defer-accept --backlog --tcp-nodelay --metrics-port --log-level --max-connections --idle-timeout
-// --request-timeout (also --header-timeout) --drain-timeout --linger --high-water --low-water.
+// --request-timeout (also --header-timeout) --drain-timeout --drain-delay --linger --high-water --low-water.
 void add_server_flags(CLI::App& app, AppOptions& o);
 
 // After app.parse(): the checks that span flags, and the strings and seconds turned into o.server.
@@ -63,12 +65,16 @@ struct ServeHooks {
     std::function<void(Server&)> after_stop;
 };
 
-// Sets up logging (--log-level, to stderr), blocks the signals, builds the Server, starts the metrics
-// endpoint if asked, prints "listening HOST:PORT" (and "metrics HOST:PORT") on stdout, logs one start
-// line, and runs until SIGTERM, SIGINT or SIGQUIT (a graceful stop; a second one stops at once).
+// Sets up logging (--log-level, to stderr), blocks the signals, builds the Server (on the listening
+// socket handed in by socket activation when LISTEN_FDS/LISTEN_PID name this process, and the metrics
+// endpoint on the one named "metrics" by LISTEN_FDNAMES, if any), starts the metrics endpoint if asked,
+// prints "listening HOST:PORT" (and "metrics HOST:PORT") on stdout, logs one start line, notifies
+// READY=1 to $NOTIFY_SOCKET (systemd Type=notify; STATUS= every few seconds), and runs until SIGTERM,
+// SIGINT or SIGQUIT: at once /ready answers 503 and STOPPING=1 is notified, the server serves on for
+// --drain-delay, then stops accepting and drains (a second signal stops at once).
 // SIGUSR1 logs the per-worker summary so far; SIGHUP and SIGUSR2 are logged and ignored. Logs the
-// summary at exit. Returns the exit status: 0 after a stop, 1 when the server cannot start, 2 when
-// --backend names one that is not available here.
+// summary at exit. Returns the exit status: 0 after a stop, 1 when the server cannot start (an inherited
+// socket that is not a listening TCP socket included), 2 when --backend names one that is not available.
 int serve(const AppOptions& o, std::unique_ptr<Protocol> protocol, const ServeHooks& hooks = {});
 
 }  // namespace kq

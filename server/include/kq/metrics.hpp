@@ -1,5 +1,5 @@
 // Prometheus metrics: the text exposition of a running Server's counters, and a small HTTP endpoint
-// (GET /metrics) served by a kq::Worker of its own, so scraping costs the server's workers nothing but
+// (GET /metrics; GET /health and /ready for supervisors and load balancers) served by a kq::Worker of its own, so scraping costs the server's workers nothing but
 // their relaxed counters, and no client can hold the endpoint or the process: scrapes are served
 // concurrently, each request has a whole-request deadline, connections and request bytes are bounded,
 // and stop() closes every scrape at once.
@@ -7,6 +7,7 @@
 // the thread that owns it.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -38,6 +39,8 @@ class MetricsServer {
 public:
     // Binds at once (port() is known before start()); throws std::system_error on failure.
     MetricsServer(const Server& server, const ListenOptions& listen, const MetricsConfig& cfg = {});
+    // On a listening socket of its own (inherited by socket activation).
+    MetricsServer(const Server& server, UniqueFd listener, const MetricsConfig& cfg = {});
     ~MetricsServer();
     MetricsServer(const MetricsServer&) = delete;
     MetricsServer& operator=(const MetricsServer&) = delete;
@@ -49,8 +52,13 @@ public:
     const std::string& address() const noexcept { return address_; }
     // The endpoint's own worker: connections, scrapes answered (requests), request and idle time-outs.
     const WorkerStats& stats() const noexcept;
+    // What GET /ready answers: 200 while ready (from the start), 503 once set false (the first SIGTERM,
+    // so that a load balancer takes the server out before it stops accepting). GET /health answers 200
+    // whenever the endpoint answers at all. Any thread.
+    void set_ready(bool ready) noexcept { ready_.store(ready, std::memory_order_relaxed); }
 
 private:
+    std::atomic<bool> ready_{true};
     uint16_t port_;
     std::string address_;
     std::unique_ptr<Protocol> protocol_;  // outlives the worker, whose sessions refer to it

@@ -45,7 +45,12 @@ size_t default_max_connections(int workers);
 class Server {
 public:
     // Binds and listens at once (so port() is known before run()); throws std::system_error on failure.
-    Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol);
+    // With a listener (a listening socket inherited by socket activation) it binds nothing: cfg.listen's
+    // address, backlog and defer-accept do not apply. With AcceptMode::reuseport the workers then share
+    // that one socket, each accepting from it in its own poller (a socket created elsewhere cannot be
+    // given SO_REUSEPORT siblings reliably: the kernel allows them only to the same user, and systemd
+    // creates it as root for a service that may run as another).
+    Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol, UniqueFd listener = {});
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
