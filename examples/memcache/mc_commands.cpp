@@ -61,6 +61,8 @@ Outcome run_storage(const Tokens& t, StoreMode mode, bool cas, std::string_view 
     }
     const size_t block = static_cast<size_t>(length) + 2;
     if (static_cast<size_t>(length) > sh.options.max_item_size) {
+        // As memcached does: a set that fails must not leave the old value to be read as if it succeeded.
+        if (mode == StoreMode::set && !cas) sh.store.remove(r.key);
         reply(out, noreply, kTooLarge);
         return {Outcome::done, 0, block};  // the data block is skipped as it arrives
     }

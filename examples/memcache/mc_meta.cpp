@@ -155,6 +155,7 @@ Outcome meta_set(const Tokens& t, std::string_view after, Shared& sh, std::strin
         return {Outcome::done, 0, block};  // errors are always returned; the data block is skipped
     }
     if (size > sh.options.max_item_size) {
+        sh.store.remove(r.key);  // as memcached does, in every mode: no stale value behind a failed store
         out += "SERVER_ERROR object too large for cache\r\n";
         return {Outcome::done, 0, block};
     }
@@ -216,7 +217,7 @@ std::string_view check_arith(const Tokens& t, Flags& f, ArithRequest& r) {
     if ((f.on('N') && !parse_i32(f['N'], r.vivify_exptime)) || (f.on('J') && !parse_u64(f['J'], r.initial)) ||
         (f.on('D') && !parse_u64(f['D'], r.delta)) || (f.on('T') && !parse_i32(f['T'], r.exptime)) ||
         (f.on('C') && !parse_u64(f['C'], r.compare_cas)))
-        return kBadToken;
+        return "CLIENT_ERROR invalid or duplicate flag\r\n";  // memcached 1.6 says so for ma's numbers too
     if (f.on('M')) {
         std::string_view m = f['M'];
         if (m == "I" || m == "i" || m == "+") {
