@@ -43,6 +43,7 @@ struct Echo {
     int64_t ttl = -1;
     uint64_t cas = 0;
     size_t size = 0;
+    bool echo_size = true;  // ms takes s but, as memcached 1.6 does, returns nothing for it
 };
 
 void append_flags(const Flags& f, const Echo& e, std::string& out) {
@@ -54,7 +55,7 @@ void append_flags(const Flags& f, const Echo& e, std::string& out) {
             out += c == 'k' ? e.key : f['O'];
             continue;
         }
-        if (!e.hit || (c != 'f' && c != 't' && c != 'c' && c != 's')) continue;
+        if (!e.hit || (c != 'f' && c != 't' && c != 'c' && (c != 's' || !e.echo_size))) continue;
         out += ' ';
         out += c;
         if (c == 'f') append_number(out, e.flags);
@@ -168,7 +169,7 @@ Outcome meta_set(const Tokens& t, std::string_view after, Shared& sh, std::strin
     sh.counters.add(sh.counters.cmd_set);
     uint64_t cas = 0;
     StoreResult result = sh.store.store(r, &cas);
-    Echo e{r.key, result == StoreResult::stored, r.flags, -1, cas, size};
+    Echo e{r.key, result == StoreResult::stored, r.flags, -1, cas, size, false};
     switch (result) {
     case StoreResult::stored:
         if (!f.on('q')) answer(out, "HD", f, e);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -157,6 +158,7 @@ const char* const kCases[] = {
     "ms zz 2 k Oq q\r\nhi\r\nms zz 2 MR k Oq q\r\nhi\r\nms new 2 MR k Oq q\r\nhi\r\n",
     "ma ctr k Oz t v\r\nmd no k Oz q\r\n",
     "ms hq 1\r\nx\r\nmg hq q\r\nmg hq q k\r\n",
+    "ms zz 3 k c s O9\r\nabc\r\n",
 };
 
 std::string without_cas(const std::string& s) {
@@ -234,6 +236,23 @@ TEST(Memcache, LibmemcachedToolsStoreReadAndRemove) {
     EXPECT_NE(run("/usr/bin/memccat" + servers + key).status, 0);  // gone
     ::unlink(path);
     expect_clean_exit(server);
+}
+
+// Expired items nobody asks for again leave the store by the background sweep: the clock moves past
+// their deadline and, without another command, curr_items falls to what is still live.
+TEST(Memcache, BackgroundSweepDropsExpiredItems) {
+    std::atomic<int64_t> now{1'700'000'000};
+    kqmc::MemcacheOptions o;
+    o.clock = [&now] { return now.load(); };
+    o.sweep_interval_ms = 5;
+    Memcache mc(o);
+    EXPECT_EQ(exchange(mc.port(), "set a 0 10 1\r\nx\r\nset b 0 10 1\r\nx\r\nset c 0 0 1\r\nx\r\n"),
+              "STORED\r\nSTORED\r\nSTORED\r\nMN\r\n");
+    kqmc::Store& store = mc.protocol->store();
+    EXPECT_EQ(store.stats().curr_items, 3u);
+    now += 10;
+    EXPECT_TRUE(eventually([&] { return store.stats().curr_items == 1; }));
+    EXPECT_EQ(store.stats().reclaimed, 2u);
 }
 
 TEST(Memcache, BinaryRefusesABadFlagWithOneLine) {
