@@ -1,5 +1,6 @@
 // The classic memcached text commands (get family, storage, delete, incr/decr, touch, flush_all, stats,
 // version, verbosity, quit), with memcached 1.6's replies, error lines and noreply rules.
+// Hand-written: there is no packaged parser of memcached's text protocol to serve it with.
 #include "mc_commands.hpp"
 
 #include <unistd.h>

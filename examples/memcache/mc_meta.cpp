@@ -1,5 +1,6 @@
 // memcached's meta commands: mg (get), ms (set), md (delete), ma (arithmetic), mn (no-op), with their
 // common flags. Return flags come back in the order the client gave them; q hides only the nominal answer.
+// Hand-written: there is no packaged parser of memcached's meta protocol to serve it with.
 #include <bitset>
 
 #include "mc_commands.hpp"

@@ -1,5 +1,6 @@
 // The memcache session: framing (command lines, data blocks, refused blocks skipped as they arrive),
 // pipelined replies gathered into one send, and flow control that pauses a large multi-get between keys.
+// Hand-written: no packaged library serves memcached's protocol (see mc_protocol.hpp).
 #include "mc_protocol.hpp"
 
 #include <chrono>

@@ -1,5 +1,6 @@
 // The memcached item store (see mc_store.hpp): lookups drop dead items as they meet them, sweep() drops the
 // rest, and every insert evicts least recently used items until the bytes fit under the cap again.
+// Hand-written: no packaged cache library has memcached's item rules (see mc_store.hpp).
 #include "mc_store.hpp"
 
 #include <charconv>
