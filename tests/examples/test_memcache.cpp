@@ -255,6 +255,54 @@ TEST(Memcache, BackgroundSweepDropsExpiredItems) {
     EXPECT_EQ(store.stats().reclaimed, 2u);
 }
 
+// A kB in /proc/self/status ("VmRSS", "VmHWM": now and the peak).
+size_t status_kib(std::string_view field) {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.starts_with(field)) return std::stoul(line.substr(field.size() + 1));
+    return 0;
+}
+
+// One get line asking for 200 MiB from a client that reads nothing for a while: the server's memory peak
+// stays far below the answer's size (the session pauses between keys), and once the client reads, every
+// value arrives whole and in order.
+TEST(Memcache, AHugeMultiGetToASlowClientDoesNotBufferTheAnswer) {
+    Memcache mc;
+    const std::string value(1 << 20, 'v');
+    EXPECT_EQ(exchange(mc.port(), "set v 0 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n"),
+              "STORED\r\nMN\r\n");
+    const size_t peak_before = std::max(status_kib("VmHWM:"), status_kib("VmRSS:"));
+    constexpr int kKeys = 200;
+    std::string get = "get";
+    for (int i = 0; i < kKeys; ++i) get += " v";
+    UniqueFd c = client_of(mc.port());
+    send_all(c.get(), get + "\r\nmn\r\n");
+    kqmc::Counters& counters = mc.protocol->shared().counters;
+    ASSERT_TRUE(eventually([&] { return counters.get_hits.load() > 0; }));
+    // However long it is left alone, the server answers only a few keys ahead of the client.
+    EXPECT_FALSE(eventually([&] { return counters.get_hits.load() >= kKeys / 2; }, 500));
+    // The answer is checked as it streams in, so that the client holds none of it.
+    const std::string block = "VALUE v 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+    const std::string tail = "END\r\nMN\r\n";
+    const size_t want = kKeys * block.size() + tail.size();
+    size_t got = 0, wrong = 0;
+    char buf[1 << 16];
+    while (got < want) {
+        ssize_t n = ::recv(c.get(), buf, sizeof buf, 0);
+        ASSERT_GT(n, 0) << "after " << got << " of " << want << " bytes";
+        for (ssize_t k = 0; k < n; ++k, ++got) {
+            const size_t body = kKeys * block.size();
+            const char expected = got < body ? block[got % block.size()] : got < want ? tail[got - body] : '?';
+            wrong += buf[k] != expected;
+        }
+    }
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(wrong, 0u);
+    EXPECT_EQ(counters.get_hits.load(), static_cast<uint64_t>(kKeys));
+    // The server may have held a few MiB at once (its batch, low water, one value), not the 200 MiB answer.
+    EXPECT_LT(status_kib("VmHWM:"), peak_before + 64 * 1024) << "kB";
+}
+
 TEST(Memcache, BinaryRefusesABadFlagWithOneLine) {
     ChildProcess bad(KQMEMCACHE_PATH, {"--memory-limit", "0"});
     int st = bad.wait_exit(20'000);
