@@ -94,7 +94,10 @@ public:
         conn.close();
     }
 
-    bool mid_request() const override { return skip_ > 0 || pending_end_; }
+    // A refused data block still arriving is a request under way. A multi-get waiting for its client to
+    // read is not: its request has all arrived, and the request time-out (aimed at clients that send
+    // slowly) must not cut an answer short because the client reads slowly.
+    bool mid_request() const override { return skip_ > 0; }
     bool input_may_follow() const override { return !quit_; }
 
 private:
@@ -124,7 +127,7 @@ private:
     // Looks keys up until done (then appends END and returns true) or the output is congested.
     bool continue_retrieval(std::string& out, kq::Conn& conn) {
         std::string_view rest = pending_keys_;
-        get_.keys = {};
+        get_.keys = {};  // it pointed into the worker's buffer: the keys live in pending_keys_ now
         for (std::string_view key; !(key = next_word(rest)).empty();) {
             retrieve_one(key, get_, sh_, out);
             if (out.size() >= kSendBatch) {
