@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora fuzz/corpus/http and fuzz/corpus/connection (input formats: the first
-comment of fuzz_http.cpp and fuzz_connection.cpp). Run it after changing a format or to add seeds."""
+"""Writes the seed corpora fuzz/corpus/http, fuzz/corpus/connection and fuzz/corpus/memcache (input formats:
+the first comment of fuzz_http.cpp, fuzz_connection.cpp and fuzz_memcache.cpp). Run it after changing a
+format or to add seeds."""
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -235,6 +236,42 @@ CONNECTION = {
 }
 
 
+def mc_seed(payload, tiny=False, slow=False, cuts=()):
+    """Byte 0: tiny limits (bit 0), a slow client (bit 1), number of split bytes (bits 4-7); then the split
+    bytes (payload offsets turned into bytes b that cut at b*len/256); then the payload."""
+    splits = []
+    for offset in cuts:
+        b = -(-offset * 256 // len(payload))
+        assert b < 256 and b * len(payload) // 256 == offset, offset
+        splits.append(b)
+    head = bytes([(1 if tiny else 0) | (2 if slow else 0) | (len(splits) << 4)]) + bytes(splits)
+    return head + payload.encode("latin-1")
+
+
+MEMCACHE = {
+    "get": mc_seed("get k\r\n"),
+    "set_get": mc_seed("set k 1 0 5\r\nhello\r\nget k nope\r\ngets k\r\n"),
+    "storage_family": mc_seed("add a 0 0 1\r\nx\r\nreplace a 0 0 1\r\ny\r\nappend a 0 0 1\r\nz\r\n"
+                              "prepend a 0 0 1\r\nw\r\ncas a 0 0 1 2\r\nv\r\nget a\r\n"),
+    "noreply": mc_seed("set a 0 0 1 noreply\r\nx\r\nincr a 1 noreply\r\ndelete a noreply\r\n"),
+    "arith": mc_seed("set n 0 0 3\r\n100\r\nincr n 18446744073709551615\r\ndecr n 5\r\nincr x 1\r\n"),
+    "touch_gat": mc_seed("set t 0 10 1\r\nx\r\ntouch t 20\r\ngat 30 t\r\ngats -1 t\r\nget t\r\n"),
+    "flush_stats": mc_seed("flush_all 10\r\nflush_all\r\nstats\r\nstats reset\r\nversion\r\nverbosity 1\r\n"),
+    "errors": mc_seed("foo\r\nset a 0 0 -1\r\nset a 0 0 1\r\nabc\r\ndelete a 5\r\nincr a x\r\n\r\n"),
+    "too_large": mc_seed("set big 0 0 100\r\n" + "x" * 100 + "\r\nget big\r\n", tiny=True),
+    "too_large_split": mc_seed("set big 0 0 100\r\n" + "x" * 100 + "\r\nmn\r\n", tiny=True, cuts=(30, 80)),
+    "evict": mc_seed("".join("set k%d 0 0 60\r\n%s\r\n" % (i, "v" * 60) for i in range(40)) + "get k0 k39\r\n",
+                     tiny=True),
+    "meta": mc_seed("ms m 3 T0 F5 c\r\nabc\r\nmg m v f t c k s Oq\r\nms m 1 MA\r\nd\r\nmd m q\r\nmn\r\n"),
+    "meta_arith": mc_seed("ma c N0 J5 v t c\r\nma c MD D9 v\r\nma c q\r\nma c MX\r\nmg c v\r\nmn\r\n"),
+    "meta_errors": mc_seed("mg\r\nmg k zz\r\nms k abc\r\nms k 2 Z\r\nhi\r\nma k Dx\r\nmd k x\r\n"),
+    "multiget_slow": mc_seed("set v 0 0 60\r\n" + "v" * 60 + "\r\nget" + " v" * 200 + "\r\nmn\r\n",
+                             slow=True),
+    "quit": mc_seed("get a\r\nquit\r\nget b\r\n"),
+    "split_everywhere": mc_seed("set a 0 0 2\r\nhi\r\nget a\r\n", cuts=(1, 5, 13, 15, 17, 20)),
+}
+
+
 def write(dirname, seeds):
     """Rewrites the generated seeds; the regress-* inputs added by hand (fuzz/README.md) are kept."""
     path = os.path.join(HERE, "corpus", dirname)
@@ -250,3 +287,4 @@ def write(dirname, seeds):
 if __name__ == "__main__":
     write("http", HTTP)
     write("connection", CONNECTION)
+    write("memcache", MEMCACHE)

@@ -19,7 +19,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 step "cmake --install $build --prefix $prefix"
 timeout 120 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail "install"; }
-for f in bin/kqserver bin/kqcat bin/kqproxy include/kq/handler.hpp include/kq/server.hpp include/kq/net.hpp \
+for f in bin/kqserver bin/kqcat bin/kqproxy bin/kqmemcache include/kq/handler.hpp include/kq/server.hpp include/kq/net.hpp \
          include/kq/protocols.hpp include/kq/offload.hpp include/kq/conn_stub.hpp include/kq/worker_config.hpp \
          lib/libkq_common.a lib/libkq_acceptor.a lib/libkq_worker.a \
          lib/libkq_protocols.a lib/libkq_server.a \
@@ -33,6 +33,7 @@ if grep -q "$(cd "$example/../.." && pwd)" "$prefix"/lib/cmake/kqserver/*.cmake;
 fi
 timeout 10 "$prefix/bin/kqserver" --help >/dev/null || fail "installed kqserver --help"
 timeout 10 "$prefix/bin/kqproxy" --help >/dev/null || fail "installed kqproxy --help"
+timeout 10 "$prefix/bin/kqmemcache" --help >/dev/null || fail "installed kqmemcache --help"
 
 step "the installed headers stand alone, and reach no Boost, nlohmann-json or internal header"
 for f in worker.hpp acceptor.hpp mailbox.hpp accept_loop.hpp worker_link.hpp; do
