@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -239,6 +240,21 @@ void run_benchmark(const std::string& extra) {
     RespClient c(server.port());
     EXPECT_EQ(c.call({"GET", "counter:__rand_int__"}), "$5\r\n20000\r\n");
     EXPECT_EQ(server.stop(), 0);
+}
+
+// The binary's own contract: a bad flag is one line on stderr and exit status 2, the server never starts.
+TEST(RespClients, BadFlagExitsTwoWithOneLine) {
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"--bogus"}, {"--port", "70000"}, {"--max-request", "10"}, {"--workers", "x"}}) {
+        ChildProcess child(KQRESP_PATH, args);
+        const int status = child.wait_exit(20'000);
+        ASSERT_TRUE(WIFEXITED(status)) << args[0];
+        EXPECT_EQ(WEXITSTATUS(status), 2) << args[0];
+        const std::string log = child.log();
+        EXPECT_TRUE(log.starts_with("kqresp: ")) << log;
+        EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
+        EXPECT_FALSE(child.wait_line("listening ", 100)) << args[0];
+    }
 }
 
 TEST(RespClients, RedisBenchmarkCompletes) { run_benchmark(""); }
