@@ -1,5 +1,5 @@
 // The commands of the RESP example: a subset of Redis 7.0's (examples/resp/README.md lists them), with
-// its replies and error texts.
+// its replies and error texts. Hand-written: Debian packages no Redis command set to embed.
 // Thread rules: execute() may run on every worker thread at once; the store is the only shared state.
 #pragma once
 

@@ -1,5 +1,6 @@
 // The command handlers behind execute(), one family per file (strings, lists, keys and server). Each
 // is called with arguments whose count already satisfies the command's arity.
+// Thread rules: as execute(): any worker thread, the store the only shared state.
 #pragma once
 
 #include "resp_commands.hpp"

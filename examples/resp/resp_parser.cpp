@@ -187,9 +187,7 @@ RequestParser::Status RequestParser::parse_multibulk(std::string_view in) {
         pos_ += len + 2;  // Redis skips the two bytes after the argument without looking at them
         bulk_len_ = -1;
     }
-    args_.clear();
-    for (auto [off, len] : spans_) args_.push_back(in.substr(off, len));
-    return Status::complete;
+    return Status::complete;  // args() makes the views: the caller's buffer may differ from `in` by then
 }
 
 std::span<const std::string_view> RequestParser::args(std::string_view in) {

@@ -2,6 +2,7 @@
 // inline), pipelined, answered in order from one keyspace shared by every connection on every worker.
 // Hand-written: Debian packages no RESP server library to put behind a socket (redis-server is a whole
 // server, hiredis a client).
+// Thread rules: RespProtocol::open() runs on every worker at once; each session only on its own worker.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,6 @@
 // RESP2 reply encoding, appended to a string that a session sends whole, and the error texts clients
 // match on (Redis 7.0's, word for word).
+// Thread rules: a Reply appends to one string, owned by the session's worker.
 #pragma once
 
 #include <charconv>

@@ -1,5 +1,7 @@
 // A blocking RESP client for the kqresp tests: sends requests, reads one whole reply at a time (any
 // RESP2 type, nested), with a receive time-out so that a missing reply fails a test instead of hanging it.
+// Hand-written: hiredis (libhiredis-dev) would do, but it is no dependency of this project, and a test
+// needs only whole replies as bytes.
 #pragma once
 
 #include <sys/socket.h>
