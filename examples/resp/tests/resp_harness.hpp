@@ -61,6 +61,13 @@ struct Harness {
     size_t max_held = 0;
 };
 
+// A multibulk request of the given arguments.
+inline std::string mb(const std::vector<std::string>& args) {
+    std::string s = "*" + std::to_string(args.size()) + "\r\n";
+    for (const auto& a : args) s += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return s;
+}
+
 // The output of a fresh session fed text in pieces cut at the given offsets (ascending).
 inline std::string run_split(std::string_view text, const std::vector<size_t>& cuts, Limits limits = {}) {
     Harness h(limits);
