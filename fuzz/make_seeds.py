@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora fuzz/corpus/http, fuzz/corpus/connection and fuzz/corpus/memcache (input formats:
-the first comment of fuzz_http.cpp, fuzz_connection.cpp and fuzz_memcache.cpp). Run it after changing a
+"""Writes the seed corpora fuzz/corpus/http, connection, memcache and resp (input formats: the first
+comment of fuzz_http.cpp, fuzz_connection.cpp, fuzz_memcache.cpp and fuzz_resp.cpp). Run it after changing a
 format or to add seeds."""
 import os
 
@@ -269,6 +269,48 @@ MEMCACHE = {
                              slow=True),
     "quit": mc_seed("get a\r\nquit\r\nget b\r\n"),
     "split_everywhere": mc_seed("set a 0 0 2\r\nhi\r\nget a\r\n", cuts=(1, 5, 13, 15, 17, 20)),
+def resp_seed(payload, small=False, slow=False, splits=()):
+    """Byte 0: small limits (bit 0), a slow client (bit 1), number of split bytes (bits 4-7); then the split
+    bytes (each cuts the payload at byte*len/256); then the payload."""
+    assert len(splits) < 16
+    head = bytes([(1 if small else 0) | (2 if slow else 0) | (len(splits) << 4)]) + bytes(splits)
+    return head + (payload if isinstance(payload, bytes) else payload.encode("latin-1"))
+
+
+def mb(*args):
+    """A multibulk request."""
+    return "*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+RESP = {
+    "ping": resp_seed("PING\r\n"),
+    "ping_multibulk": resp_seed(mb("PING")),
+    "set_get": resp_seed(mb("SET", "k", "v") + mb("GET", "k"), splits=(30, 100)),
+    "set_options": resp_seed(mb("SET", "k", "v", "EX", "10", "GET") + mb("SET", "k", "v", "NX") +
+                             mb("SET", "k", "v", "XX", "KEEPTTL") + mb("SET", "k", "v", "PX", "0")),
+    "incr_family": resp_seed("INCR n\r\nDECR n\r\nINCRBY n 9223372036854775807\r\nINCR n\r\nDECRBY n x\r\n"),
+    "multi_keys": resp_seed(mb("MSET", "a", "1", "b", "2") + mb("MGET", "a", "b", "c") + mb("DEL", "a", "c") +
+                            mb("EXISTS", "a", "b", "b")),
+    "lists": resp_seed(mb("RPUSH", "l", "a", "b", "c") + mb("LPUSH", "l", "z") + mb("LRANGE", "l", "0", "-1") +
+                       mb("LPOP", "l", "2") + mb("RPOP", "l") + mb("LLEN", "l") + mb("GET", "l")),
+    "expiry": resp_seed(mb("SET", "k", "v") + mb("EXPIRE", "k", "100", "GT") + mb("TTL", "k") +
+                        mb("PEXPIRE", "k", "-1") + mb("PTTL", "k")),
+    "server": resp_seed(mb("CONFIG", "GET", "save") + mb("INFO") + mb("SELECT", "0") + mb("COMMAND", "DOCS") +
+                        mb("HELLO", "2") + mb("CLIENT", "SETNAME", "x") + mb("DBSIZE") + mb("FLUSHALL")),
+    "inline_quotes": resp_seed('SET "a b" "c\\x41\\n" \r\nGET \'a b\'\r\n\r\nECHO "x\r\n'),
+    "unknown": resp_seed(mb("FOO", "a", "b") + "bar baz\r\n"),
+    "quit": resp_seed("PING\r\nQUIT\r\nPING\r\n"),
+    "protocol_errors": resp_seed("*1\r\n$x\r\n"),
+    "expected_dollar": resp_seed("*1\r\nx\r\n"),
+    "bad_count": resp_seed("*-x\r\n"),
+    "empty_multibulks": resp_seed("*0\r\n*-1\r\nPING\r\n"),
+    "small_limits_bulk": resp_seed(mb("SET", "k", "v" * 65), small=True),
+    "small_limits_args": resp_seed(mb(*["a"] * 9), small=True),
+    "small_limits_inline": resp_seed("ECHO " + "x" * 70 + "\r\n", small=True),
+    "small_limits_request": resp_seed(mb("MSET", "a" * 60, "b" * 60, "c" * 60, "d" * 60), small=True),
+    "slow_big_lrange": resp_seed(mb("RPUSH", "l", *["v" * 60] * 40) + mb("LRANGE", "l", "0", "-1") * 100, slow=True,
+                                 splits=(128,)),
+    "split_everywhere": resp_seed(mb("SET", "key", "value") + "GET key\r\n", splits=tuple(range(1, 256, 18))),
 }
 
 
@@ -288,3 +330,4 @@ if __name__ == "__main__":
     write("http", HTTP)
     write("connection", CONNECTION)
     write("memcache", MEMCACHE)
+    write("resp", RESP)

@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_http fuzz_connection fuzz_memcache)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_http fuzz_connection fuzz_memcache fuzz_resp)
 build=${KQ_FUZZ_BUILD:-$root/build/fuzz}  # KQ_FUZZ_BUILD: another build dir
 
 # The fuzz preset: clang-14, because libclang-rt-14-dev (install-deps.sh) holds the libFuzzer runtime of
@@ -34,6 +34,7 @@ for target in "${targets[@]}"; do
     fuzz_http) args+=(-dict="$root/fuzz/http.dict") ;;
     fuzz_connection) args+=(-max_len=129) ;;  # options + 64 actions of 2 bytes; longer inputs add nothing
     fuzz_memcache) args+=(-dict="$root/fuzz/memcache.dict") ;;
+    fuzz_resp) args+=(-dict="$root/fuzz/resp.dict") ;;
   esac
   log="$build/$target.log"
   if "$build/fuzz/$target" "${args[@]}" "$corpus" >"$log" 2>&1; then

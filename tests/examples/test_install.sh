@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs this build into a fresh prefix, builds examples/kvstore against it as a separate project
 # (find_package(kqserver), nothing from the source tree), runs the example's own tests, then starts the
-# built kvstore on port 0, does SET/GET through the installed kqcat, and stops it with SIGTERM (exit 0).
+# built kvstore on port 0, does SET/GET through the installed kqcat, and stops it with SIGTERM (exit 0);
+# examples/resp (next to EXAMPLE_DIR) is built against the same install too.
 # Usage: test_install.sh BUILD_DIR EXAMPLE_DIR CMAKE CTEST GENERATOR CXX_COMPILER
 set -euo pipefail
 build=$1 example=$2 cmake=$3 ctest=$4 generator=$5 cxx=$6
@@ -19,7 +20,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 step "cmake --install $build --prefix $prefix"
 timeout 120 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail "install"; }
-for f in bin/kqserver bin/kqcat bin/kqproxy bin/kqmemcache include/kq/handler.hpp include/kq/server.hpp include/kq/net.hpp \
+for f in bin/kqserver bin/kqcat bin/kqproxy bin/kqmemcache bin/kqresp include/kq/handler.hpp include/kq/server.hpp include/kq/net.hpp \
          include/kq/protocols.hpp include/kq/offload.hpp include/kq/conn_stub.hpp include/kq/worker_config.hpp \
          lib/libkq_common.a lib/libkq_acceptor.a lib/libkq_worker.a \
          lib/libkq_protocols.a lib/libkq_server.a \
@@ -34,6 +35,7 @@ fi
 timeout 10 "$prefix/bin/kqserver" --help >/dev/null || fail "installed kqserver --help"
 timeout 10 "$prefix/bin/kqproxy" --help >/dev/null || fail "installed kqproxy --help"
 timeout 10 "$prefix/bin/kqmemcache" --help >/dev/null || fail "installed kqmemcache --help"
+timeout 10 "$prefix/bin/kqresp" --help >/dev/null || fail "installed kqresp --help"
 
 step "the installed headers stand alone, and reach no Boost, nlohmann-json or internal header"
 for f in worker.hpp acceptor.hpp mailbox.hpp accept_loop.hpp worker_link.hpp; do
@@ -82,4 +84,11 @@ timeout 10 tail --pid="$server_pid" -f /dev/null || fail "kvstore did not exit w
 wait "$server_pid" || status=$?
 server_pid=
 [[ $status -eq 0 ]] || { cat "$work/server.log"; fail "kvstore exited with status $status"; }
-echo "ok: installed to $prefix, example built, served and stopped cleanly"
+step "configure and build examples/resp against $prefix"
+resp=$(cd "$example/../resp" && pwd)
+timeout 300 "$cmake" -S "$resp" -B "$work/resp" -G "$generator" -DCMAKE_CXX_COMPILER="$cxx" \
+    -DCMAKE_PREFIX_PATH="$prefix" >"$work/resp-configure.log" 2>&1 \
+    || { cat "$work/resp-configure.log"; fail "configure examples/resp"; }
+timeout 600 "$cmake" --build "$work/resp" >"$work/resp-build.log" 2>&1 || { cat "$work/resp-build.log"; fail "build examples/resp"; }
+timeout 10 "$work/resp/kqresp" --help >/dev/null || fail "standalone kqresp --help"
+echo "ok: installed to $prefix, examples built, kvstore served and stopped cleanly"
