@@ -2,7 +2,7 @@
 // session with the bytes it receives, and the session acts on its connection through Conn: it sends,
 // closes, pauses reading, sets timers, and hands a ConnHandle to other threads that answer later (a
 // database client, an offload pool: kq/offload.hpp). The built-in protocols and users' own
-// (docs/handler-api.md, examples/kvstore) use exactly this; kq::Server runs any of them.
+// (docs/handler-api.md, examples/) use exactly this; kq::Server runs any of them.
 // Thread rules: Protocol::open() may be called from every worker thread at once; a Session is created,
 // called and destroyed only by the worker that owns its connection, so its own state needs no locks, and
 // Conn is used only there. ConnHandle is the one thing any thread may use. None of the calls may block
