@@ -15,18 +15,8 @@
 namespace kqmc {
 namespace {
 
-// Records sends; with `stalled`, every byte sent stays unsent, as if the client read nothing.
-class RecordingConn final : public kq::testing::ConnStub {
-public:
-    using ConnStub::send;
-    void send(std::span<const char> bytes) override {
-        ++sends;
-        ConnStub::send(bytes);
-        if (stalled) unsent_bytes += bytes.size();
-    }
-    int sends = 0;
-    bool stalled = false;
-};
+// ConnStub counts sends and, with `stalled`, keeps every byte sent unsent (a client that reads nothing).
+using RecordingConn = kq::testing::ConnStub;
 
 // A session on a fresh store whose clock is `now`, fed as the worker feeds it.
 struct Server {

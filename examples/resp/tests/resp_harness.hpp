@@ -15,18 +15,8 @@
 
 namespace resp::test {
 
-// A ConnStub that also counts sends, and keeps each one unsent (a client that reads nothing) if stalled.
-class RecordingConn final : public kq::testing::ConnStub {
-public:
-    using ConnStub::send;
-    void send(std::span<const char> bytes) override {
-        ++sends;
-        ConnStub::send(bytes);
-        if (stalled) unsent_bytes += bytes.size();
-    }
-    int sends = 0;
-    bool stalled = false;
-};
+// ConnStub counts sends and, with `stalled`, keeps every byte sent unsent (a client that reads nothing).
+using RecordingConn = kq::testing::ConnStub;
 
 struct Harness {
     explicit Harness(Limits limits = {}) {

@@ -17,7 +17,10 @@ namespace kq::testing {
 class ConnStub : public Conn {
 public:
     void send(std::span<const char> bytes) override {
-        if (!closed) sent.append(bytes.data(), bytes.size());  // the worker drops bytes after close()
+        ++sends;
+        if (closed) return;  // the worker drops bytes after close()
+        sent.append(bytes.data(), bytes.size());
+        if (stalled) unsent_bytes += bytes.size();  // a client that reads nothing: all of it stays unsent
     }
     using Conn::send;
     Reservation reserve() override { return Reservation{++last_id}; }
@@ -74,6 +77,8 @@ public:
         std::function<void(Conn&)> fn;
     };
     std::string sent;
+    int sends = 0;         // send() calls, after close() too (one per on_data is the cheap way)
+    bool stalled = false;  // every byte sent also adds to unsent_bytes
     bool closed = false;
     bool write_shut = false;
     bool paused = false;
