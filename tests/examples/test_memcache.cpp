@@ -301,7 +301,13 @@ TEST(Memcache, AHugeMultiGetToASlowClientDoesNotBufferTheAnswer) {
     EXPECT_EQ(wrong, 0u);
     EXPECT_EQ(counters.get_hits.load(), static_cast<uint64_t>(kKeys));
     // The server may have held a few MiB at once (its batch, low water, one value), not the 200 MiB answer.
+    // Not under ASan: its quarantine keeps up to 256 MiB of freed blocks mapped, so the peak says nothing
+    // there; the hit counter above (a few keys ahead of the client at most) holds in every build.
+#if !defined(__SANITIZE_ADDRESS__)
     EXPECT_LT(status_kib("VmHWM:"), peak_before + 64 * 1024) << "kB";
+#else
+    (void)peak_before;
+#endif
 }
 
 TEST(Memcache, BinaryRefusesABadFlagWithOneLine) {
