@@ -20,13 +20,25 @@ stop_all() {
   pids=()
 }
 
+# start_listening NAME CMD...: starts a server on the library (any binary that prints "listening
+# HOST:PORT"), stdout in $work/NAME.out, stderr in $work/NAME.err, and waits for that line; exits with
+# its stderr if it dies first. Sets started_pid.
+start_listening() {
+  local name=$1; shift
+  "$@" > "$work/$name.out" 2> "$work/$name.err" &
+  started_pid=$!
+  pids+=("$started_pid")
+  until grep -q listening "$work/$name.out" 2>/dev/null; do
+    kill -0 "$started_pid" 2>/dev/null || { cat "$work/$name.err" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
 # start_kqserver PORT ARGS... : prints nothing; sets kq_pid.
 start_kqserver() {
   local port=$1; shift
-  "$build/server/kqserver" --port "$port" --log-level warn "$@" > "$work/kq.out" &
-  kq_pid=$!
-  pids+=("$kq_pid")
-  until grep -q listening "$work/kq.out" 2>/dev/null; do sleep 0.05; done
+  start_listening "kq.$port" "$build/server/kqserver" --port "$port" --log-level warn "$@"
+  kq_pid=$started_pid
 }
 
 # start_nginx PORT WORKERS BODY [LISTEN_FLAGS]: `return 200` with BODY, access_log off; sets ngx_pid (the

@@ -18,14 +18,9 @@ prepare
 kqbench=$build/bench/kqbench
 user=(); [ "$(id -u)" -eq 0 ] && user=(-u nobody)  # memcached refuses to run as root otherwise
 
-"$build/examples/memcache/kqmemcache" --port 18221 --workers "$workers" --memory-limit 256 --log-level warn \
-  > "$work/kqm.out" 2> "$work/kqm.err" &
-kqm_pid=$!
-pids+=("$kqm_pid")
-until grep -q listening "$work/kqm.out" 2>/dev/null; do
-  kill -0 "$kqm_pid" 2>/dev/null || { cat "$work/kqm.err" >&2; exit 1; }
-  sleep 0.05
-done
+start_listening kqmemcache "$build/examples/memcache/kqmemcache" --port 18221 --workers "$workers" \
+  --memory-limit 256 --log-level warn
+kqm_pid=$started_pid
 memcached -l 127.0.0.1 -p 18222 -U 0 -t "$workers" -m 256 -c 4096 "${user[@]}" &
 mc_pid=$!
 pids+=("$mc_pid")

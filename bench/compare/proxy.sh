@@ -17,11 +17,9 @@ start_kqserver 18201 --workers 1 --protocol echo
 backend1_pid=$kq_pid
 start_kqserver 18202 --workers 1 --protocol echo
 
-"$build/examples/proxy/kqproxy" --port 18200 --workers 2 --connect-timeout 1000 \
-  --upstream 127.0.0.1:18201 --upstream 127.0.0.1:18202 > "$work/proxy.out" 2> "$work/proxy.err" &
-proxy_pid=$!
-pids+=("$proxy_pid")
-until grep -q listening "$work/proxy.out" 2>/dev/null; do sleep 0.05; done
+start_listening proxy "$build/examples/proxy/kqproxy" --port 18200 --workers 2 --connect-timeout 1000 \
+  --upstream 127.0.0.1:18201 --upstream 127.0.0.1:18202
+proxy_pid=$started_pid
 
 cat > "$work/haproxy.cfg" <<CONF
 global

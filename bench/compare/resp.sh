@@ -15,13 +15,8 @@ value=${VALUE:-32}
 "$root/scripts/install-deps.sh" redis-server redis-tools
 prepare
 
-"$build/examples/resp/kqresp" --port 18231 --workers "$workers" --log-level warn > "$work/kqr.out" 2> "$work/kqr.err" &
-kqr_pid=$!
-pids+=("$kqr_pid")
-until grep -q listening "$work/kqr.out" 2>/dev/null; do
-  kill -0 "$kqr_pid" 2>/dev/null || { cat "$work/kqr.err" >&2; exit 1; }
-  sleep 0.05
-done
+start_listening kqresp "$build/examples/resp/kqresp" --port 18231 --workers "$workers" --log-level warn
+kqr_pid=$started_pid
 redis-server --port 18232 --bind 127.0.0.1 --save '' --appendonly no --maxclients 10000 > "$work/redis.log" &
 rd_pid=$!
 pids+=("$rd_pid")
