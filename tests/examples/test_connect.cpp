@@ -90,13 +90,6 @@ struct Dialer {
     std::unique_ptr<RunningServer> server;
 };
 
-UniqueFd client_of(uint16_t port) {
-    UniqueFd fd = connect_blocking(port);
-    timeval tv{10, 0};  // a missing line fails the test, never hangs it
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
 std::string read_line(int fd) {
     std::string line;
     char c;
@@ -110,7 +103,7 @@ std::string read_line(int fd) {
 TEST(ConnConnect, ConnectsAndTheNewSessionServesTheTarget) {
     RunningServer echo(ServerConfig{});
     Dialer dialer(echo.port(), std::chrono::milliseconds(5000));
-    UniqueFd c = client_of(dialer.server->port());
+    UniqueFd c = connect_with_read_timeout(dialer.server->port());
     EXPECT_EQ(read_line(c.get()), "dialing\n");
     EXPECT_EQ(read_line(c.get()), "connected\n");
     EXPECT_EQ(read_line(c.get()), "hello target\n");  // sent to the echo server, relayed back
@@ -126,7 +119,7 @@ TEST(ConnConnect, ConnectsAndTheNewSessionServesTheTarget) {
 TEST(ConnConnect, RefusedReportsECONNREFUSED) {
     RefusingPort refusing;
     Dialer dialer(refusing.port, std::chrono::milliseconds(5000));
-    UniqueFd c = client_of(dialer.server->port());
+    UniqueFd c = connect_with_read_timeout(dialer.server->port());
     EXPECT_EQ(read_line(c.get()), "dialing\n");
     EXPECT_EQ(read_line(c.get()), "failed " + std::to_string(ECONNREFUSED) + "\n");
     EXPECT_EQ(dialer.protocol->counts.opened.load(), 0);
@@ -138,7 +131,7 @@ TEST(ConnConnect, NoAnswerReportsETIMEDOUTAfterTheTimeout) {
     UnresponsiveListener silent;
     Dialer dialer(silent.port, std::chrono::milliseconds(300));
     auto start = std::chrono::steady_clock::now();
-    UniqueFd c = client_of(dialer.server->port());
+    UniqueFd c = connect_with_read_timeout(dialer.server->port());
     EXPECT_EQ(read_line(c.get()), "dialing\n");
     EXPECT_EQ(read_line(c.get()), "failed " + std::to_string(ETIMEDOUT) + "\n");
     const int64_t waited = ms_since(start);
@@ -152,7 +145,7 @@ TEST(ConnConnect, AskerClosedFirstNeitherCallbackRunsAndTheConnectionIsClosed) {
     UnresponsiveListener silent;  // the connect cannot complete before the asker has gone
     Dialer dialer(silent.port, std::chrono::milliseconds(300));
     {
-        UniqueFd c = client_of(dialer.server->port());
+        UniqueFd c = connect_with_read_timeout(dialer.server->port());
         EXPECT_EQ(read_line(c.get()), "dialing\n");  // the connect was started
         ::shutdown(c.get(), SHUT_WR);                // the session's default on_peer_eof closes it
         EXPECT_EQ(recv_until_eof(c.get()), "");      // and it has closed

@@ -42,17 +42,10 @@ struct Memcache {
     std::unique_ptr<RunningServer> server;
 };
 
-UniqueFd client_of(uint16_t port) {
-    UniqueFd fd = connect_blocking(port);
-    timeval tv{10, 0};  // a missing reply fails the test, never hangs it
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
 // Sends input then "mn", and reads until the "MN" that answers it (every earlier answer is then in) or
 // until the server closes (after a quit).
 std::string exchange(uint16_t port, const std::string& input) {
-    UniqueFd c = client_of(port);
+    UniqueFd c = connect_with_read_timeout(port);
     send_all(c.get(), input + "mn\r\n");
     std::string out;
     char buf[65536];
@@ -276,7 +269,7 @@ TEST(Memcache, AHugeMultiGetToASlowClientDoesNotBufferTheAnswer) {
     constexpr int kKeys = 200;
     std::string get = "get";
     for (int i = 0; i < kKeys; ++i) get += " v";
-    UniqueFd c = client_of(mc.port());
+    UniqueFd c = connect_with_read_timeout(mc.port());
     send_all(c.get(), get + "\r\nmn\r\n");
     kqmc::Counters& counters = mc.protocol->shared().counters;
     ASSERT_TRUE(eventually([&] { return counters.get_hits.load() > 0; }));
@@ -337,7 +330,7 @@ TEST(Memcache, SurvivesAThousandClientsClosingAndResettingMidCommand) {
     constexpr int kClients = 1000;
     std::vector<UniqueFd> clients;
     for (int i = 0; i < kClients; ++i) {
-        clients.push_back(client_of(mc.port()));
+        clients.push_back(connect_with_read_timeout(mc.port()));
         const bool whole = i % 3 == 0;
         const std::string key = whole ? "w" + std::to_string(i) : "k";
         const std::string commands = script(key);

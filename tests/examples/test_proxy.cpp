@@ -53,15 +53,8 @@ RunningServer echo_backend() {
 }
 bool backend_idle(RunningServer& b) { return b.accepted() == b.total(&WorkerStats::closed); }
 
-UniqueFd client_of(uint16_t port) {
-    UniqueFd fd = connect_blocking(port);
-    timeval tv{10, 0};  // a missing reply fails the test, never hangs it
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
 std::string round_trip(uint16_t port, const std::string& s) {
-    UniqueFd c = client_of(port);
+    UniqueFd c = connect_with_read_timeout(port);
     send_all(c.get(), s);
     return recv_exact(c.get(), s.size());
 }
@@ -71,7 +64,7 @@ TEST(Proxy, ForwardsAMebibyteBothWaysIntactAndPassesTheHalfCloseOn) {
     Proxy proxy({backend.port()});
     std::mt19937_64 rng(12);
     const std::string data = random_bytes(rng, 1 << 20);
-    UniqueFd c = client_of(proxy.port());
+    UniqueFd c = connect_with_read_timeout(proxy.port());
     std::thread sender([&] {
         send_all(c.get(), data);
         ::shutdown(c.get(), SHUT_WR);  // echo closes after its EOF, and the proxy passes that back
@@ -107,7 +100,7 @@ TEST(Proxy, SkipsARefusingBackend) {
 TEST(Proxy, NoBackendUpAnswersOneErrorLineThenCloses) {
     RefusingPort dead1, dead2;
     Proxy proxy({dead1.port, dead2.port});
-    UniqueFd c = client_of(proxy.port());
+    UniqueFd c = connect_with_read_timeout(proxy.port());
     send_all(c.get(), "some request\n");  // read by nobody: the close must not reset over it
     Received r = read_until_closed(c.get());
     EXPECT_EQ(r.bytes, "kqproxy: no backend available (last error: Connection refused)\n");
@@ -130,7 +123,7 @@ TEST(Proxy, SkipsABackendThatDoesNotAnswerWithinTheConnectTimeout) {
 TEST(Proxy, OnlySilentBackendsTimeOutIntoTheErrorLine) {
     UnresponsiveListener silent;
     Proxy proxy({silent.port}, std::chrono::milliseconds(200));
-    UniqueFd c = client_of(proxy.port());
+    UniqueFd c = connect_with_read_timeout(proxy.port());
     Received r = read_until_closed(c.get());
     EXPECT_EQ(r.bytes, "kqproxy: no backend available (last error: Connection timed out)\n");
     EXPECT_TRUE(eventually([&] { return proxy.idle(); }));
@@ -140,7 +133,7 @@ TEST(Proxy, ClientResetMidTransferClosesTheBackendSide) {
     RunningServer backend = echo_backend();
     Proxy proxy({backend.port()});
     std::mt19937_64 rng(7);
-    UniqueFd c = client_of(proxy.port());
+    UniqueFd c = connect_with_read_timeout(proxy.port());
     send_all(c.get(), random_bytes(rng, 256 * 1024));
     EXPECT_EQ(recv_exact(c.get(), 1000).size(), 1000u);  // the transfer is under way end to end
     close_with_reset(std::move(c));
@@ -155,7 +148,7 @@ TEST(Proxy, BackendResetClosesTheClientAfterWhatItSent) {
     UniqueFd listener = listen_tcp(opt);
     set_nonblocking(listener.get(), false);
     Proxy proxy({local_port(listener.get())});
-    UniqueFd c = client_of(proxy.port());
+    UniqueFd c = connect_with_read_timeout(proxy.port());
     send_all(c.get(), "request");
     UniqueFd b(::accept(listener.get(), nullptr, nullptr));
     ASSERT_TRUE(b);
@@ -213,7 +206,7 @@ TEST(Proxy, ClientThatDoesNotReadHoldsTheBackendBackAndCostsBoundedMemory) {
     cfg.workers = 1;
     RunningServer backend(cfg, std::make_unique<BlastProtocol>(total));
     Proxy proxy({backend.port()});
-    UniqueFd c = client_of(proxy.port());
+    UniqueFd c = connect_with_read_timeout(proxy.port());
     send_all(c.get(), "go");
     // The backend's output stops growing while the client reads nothing: observed as no progress over
     // 300 ms (bounded: it must happen within 20 s).

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <atomic>
 #include <cerrno>
@@ -48,6 +49,13 @@ inline int64_t ms_since(std::chrono::steady_clock::time_point t) {
 }
 
 inline UniqueFd connect_blocking(uint16_t port) { return connect_tcp("127.0.0.1", port, false); }
+// A blocking client whose reads give up after 10 s: a missing reply fails the test, never hangs it.
+inline UniqueFd connect_with_read_timeout(uint16_t port) {
+    UniqueFd fd = connect_blocking(port);
+    timeval tv{10, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
 
 inline void send_all(int fd, const void* data, size_t len) {
     auto* p = static_cast<const char*>(data);
