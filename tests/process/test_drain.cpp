@@ -140,4 +140,47 @@ TEST(Drain, BadDrainDelayIsRefused) {
     }
 }
 
+// The first-request grace: a client the server accepted just before the stop, whose request is still
+// on its way, is answered (then closed), not failed; one that never asks holds the stop up only for the
+// grace (1 s), far less than the drain time-out.
+uint64_t accepted(uint16_t metrics) {
+    http::Client c(metrics);
+    std::string body = c.get("/metrics").body;
+    std::string key = "kqserver_worker_connections_accepted_total{worker=\"0\"} ";
+    size_t at = body.find(key);
+    return at == std::string::npos ? 0 : std::stoull(body.substr(at + key.size()));
+}
+
+void wait_accepted(ServerProcess& p, uint64_t n) {
+    auto start = Clock::now();
+    while (accepted(p.metrics_port()) < n) {
+        ASSERT_LT(ms_since(start), 10'000) << "the worker never took the connection\n" << p.log();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+TEST(Drain, AClientAcceptedJustBeforeTheStopIsAnswered) {
+    ServerProcess p({"--workers", "1", "--metrics-port", "0", "--drain-timeout", "20"});
+    UniqueFd c = connect_with_read_timeout(p.port());
+    wait_accepted(p, 1);
+    ASSERT_EQ(::kill(p.pid(), SIGTERM), 0);
+    ASSERT_TRUE(log_has(p, "no longer accepting")) << p.log();
+    EXPECT_TRUE(echoes(c.get())) << "a client that connected before the stop was failed";
+    EXPECT_EQ(recv_until_eof(c.get()), "");  // and closed once answered
+    int st = p.wait_exit(10'000);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << p.log();
+}
+
+TEST(Drain, AClientThatNeverAsksHoldsTheStopOnlyForTheGrace) {
+    ServerProcess p({"--workers", "1", "--metrics-port", "0", "--drain-timeout", "20"});
+    UniqueFd c = connect_with_read_timeout(p.port());
+    wait_accepted(p, 1);
+    auto start = Clock::now();
+    ASSERT_EQ(::kill(p.pid(), SIGTERM), 0);
+    int st = p.wait_exit(15'000);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << p.log();
+    EXPECT_LT(ms_since(start), 10'000) << "the silent client held the stop for the drain time-out";
+    EXPECT_EQ(recv_until_eof(c.get()), "");
+}
+
 }  // namespace

@@ -451,8 +451,11 @@ void Connection::shut_write_if_flushed() {
 // Not while the session paused reading: it is in the middle of something it finishes without input (an
 // answer it streams as the output drains, Session::on_drained), and ending the connection now would cut
 // that short. It resumes (resume() then ends the connection) or closes; the drain deadline bounds it.
+// Nor one that has had no answer yet, during the first-request grace (WorkerLoop::begin_drain).
 void Connection::end_if_draining() {
-    if (w_.draining_ && is(ConnState::open) && !user_paused_ && !session_->mid_request() && !has_held()) close();
+    if (w_.draining_ && is(ConnState::open) && !user_paused_ && !session_->mid_request() && !has_held() &&
+        (wrote_ || !w_.first_request_grace_))
+        close();
 }
 
 // closing -> lingering or closed, once everything owed is written. If the client may still be sending,

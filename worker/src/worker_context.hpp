@@ -42,6 +42,7 @@ struct WorkerContext {
     std::vector<char> scratch_;           // every read lands here; sessions copy what they keep
     int64_t now_ms_ = 0;                  // coarse clock, read once per loop iteration
     bool draining_ = false;               // a graceful stop is under way
+    bool first_request_grace_ = false;    // and a connection that has had no answer yet may still ask
     DeadlineQueue timers_;                // one timer per connection: its state's earliest deadline
     OpenList open_;                       // every connection not yet closed, in admission order
     std::vector<Connection*> scheduled_;  // the resume list: input no edge will announce again

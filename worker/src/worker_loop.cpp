@@ -11,6 +11,12 @@
 #include "kq/clock.hpp"
 
 namespace kq {
+namespace {
+// How long, in a graceful stop, a connection that has had no answer yet may take to ask (begin_drain):
+// its first request follows the handshake within a round trip or two, and a client that connects and
+// waits longer holds the stop up no further.
+constexpr int64_t kFirstRequestGraceMs = 1'000;
+}  // namespace
 
 WorkerLoop::WorkerLoop(int index, const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats)
     : WorkerContext(index, cfg, stats), protocol_(protocol),
@@ -93,9 +99,8 @@ void WorkerLoop::admit(UniqueFd fd) {
     }
 }
 
-// Worker thread: the connection joins this worker's open list and deadlines. One handed over just
-// before a graceful stop has asked nothing yet and is ended at once; with read_on_admit its first read
-// decides.
+// Worker thread: the connection joins this worker's open list and deadlines. One handed over during a
+// graceful stop has asked nothing yet: it is ended at once once the first-request grace is over.
 void WorkerLoop::adopt(Connection& c) {
     c.start();
     stats_.accepted.add();
@@ -168,6 +173,7 @@ void WorkerLoop::handle(const PollEvent& ev) {
 int WorkerLoop::wait_timeout_ms() const {
     int64_t deadline = timers_.earliest_ms();
     if (draining_) deadline = std::min(deadline, drain_deadline_ms_);
+    if (first_request_grace_) deadline = std::min(deadline, grace_deadline_ms_);
     if (accept_pending_ && accept_.paused_until_ms() > now_ms_)
         deadline = std::min(deadline, accept_.paused_until_ms());
     if (deadline == Timer::kNever) return -1;
@@ -178,18 +184,30 @@ int WorkerLoop::wait_timeout_ms() const {
 // now, so the loop ends.
 void WorkerLoop::expire_timeouts() {
     while (Timer* t = timers_.pop_expired(now_ms_)) t->expire(now_ms_);
+    if (first_request_grace_ && now_ms_ >= grace_deadline_ms_) {
+        first_request_grace_ = false;
+        std::vector<Connection*> all;
+        for (Connection* c = open_.front(); c != nullptr; c = c->open_hook_.next) all.push_back(c);
+        for (Connection* c : all) c->end_if_draining();
+    }
     if (draining_ && now_ms_ >= drain_deadline_ms_) {
         while (!open_.empty()) open_.front()->close_now();
     }
 }
 
 // Graceful stop: answer what has arrived, and end each connection at its next request boundary (at
-// once if it is between requests) as soon as its output is written. A request under way may finish;
+// once if it is between requests) as soon as its output is written. A connection that has had no
+// answer yet (accepted just before the stop, its first request still on its way) is not between
+// requests: it may ask for kFirstRequestGraceMs (at most the drain time-out), so that a client that
+// connected to a server about to stop, or to one handing over to its upgrade, is not failed. A request under way may finish;
 // its own time-out and the drain deadline bound it. Connections already closing or lingering go on.
 void WorkerLoop::begin_drain() {
     draining_ = true;
     accept_.close();  // reuseport: stop accepting (clients still in this socket's backlog are reset)
     drain_deadline_ms_ = now_ms_ + cfg_.drain_timeout_ms;
+    const int64_t grace = std::min<int64_t>(kFirstRequestGraceMs, cfg_.drain_timeout_ms);
+    first_request_grace_ = grace > 0;
+    grace_deadline_ms_ = now_ms_ + grace;
     std::vector<Connection*> all;
     for (Connection* c = open_.front(); c != nullptr; c = c->open_hook_.next) all.push_back(c);
     for (Connection* c : all) {

@@ -76,6 +76,7 @@ private:
     std::atomic<bool> stop_{false};
     std::atomic<bool> drain_requested_{false};
     int64_t drain_deadline_ms_ = 0;
+    int64_t grace_deadline_ms_ = 0;  // the end of first_request_grace_
     std::vector<PollEvent> events_;
 
     // --handoff direct: connections the acceptor registered, and those this worker has taken over.
