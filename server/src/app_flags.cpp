@@ -1,5 +1,7 @@
 // The flags every server binary shares (kq/app.hpp): definitions with help, defaults and checks (the
 // rules of kq/cli_checks.hpp), then the checks that span flags and the conversion into a ServerConfig.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -97,6 +99,11 @@ void add_limit_flags(CLI::App& app, AppOptions& o) {
                    "already 503, so load balancers stop sending first (Kubernetes pre-stop); then the drain")
         ->check(seconds_check(3600))
         ->capture_default_str();
+    app.add_option("--upgrade-timeout", o.upgrade_timeout,
+                   "On SIGUSR2 (zero-downtime upgrade): seconds the new process may take to be ready before it is "
+                   "killed and this one serves on")
+        ->check(seconds_check(3600))
+        ->capture_default_str();
     app.add_option("--linger", o.linger,
                    "Seconds to read and discard a client's input after answering it with a close while it is "
                    "still sending (lingering close, so it sees the answer, e.g. 413, and not a reset; 0 = off)")
@@ -108,6 +115,16 @@ void add_limit_flags(CLI::App& app, AppOptions& o) {
     app.add_option("--low-water", w.low_water, "Resume reading it once its unsent output is below these bytes")
         ->check(whole_number_check(0, uint64_t{1} << 32))
         ->capture_default_str();
+}
+
+// The path this binary was started from, resolved now: after the file is replaced (an upgrade), the
+// path names the new binary while /proc/self/exe names the old, deleted one. argv[0] where there is no
+// /proc (it holds a path when a shell found the binary through one, and the name alone otherwise).
+std::string executable_path(const char* argv0) {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) return std::string(buf, static_cast<size_t>(n));
+    return argv0;
 }
 
 }  // namespace
@@ -140,15 +157,19 @@ int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o) {
     if (argc > 0 && argv[0] != nullptr) {
         std::string name = argv[0];
         o.program = name.substr(name.find_last_of('/') + 1);
+        o.argv.assign(argv, argv + argc);
+        o.exe = executable_path(argv[0]);
     }
     add_server_flags(app, o);
     if (app.get_footer().empty()) {
         app.footer(
             "Signals: SIGTERM, SIGINT and SIGQUIT stop gracefully: /ready turns 503, --drain-delay, then the drain\n"
-            "(a second one stops at once); SIGUSR1 logs the per-worker summary so far; SIGHUP and SIGUSR2 are\n"
-            "logged and ignored; SIGPIPE is ignored.\n"
-            "systemd: READY=1, STATUS= and STOPPING=1 to $NOTIFY_SOCKET; listening sockets from LISTEN_FDS\n"
-            "(LISTEN_FDNAMES=metrics names the metrics endpoint's).\n"
+            "(a second one stops at once); SIGUSR2 upgrades: starts this binary anew (the file at its path now)\n"
+            "with the same arguments on the same listening sockets, and once that is ready stops accepting and\n"
+            "drains (nothing queued is lost; if the new one fails, serves on); SIGUSR1 logs the per-worker\n"
+            "summary so far; SIGHUP is logged and ignored; SIGPIPE is ignored.\n"
+            "systemd: READY=1, STATUS= and STOPPING=1 to $NOTIFY_SOCKET (after an upgrade, MAINPID= of the new\n"
+            "process); listening sockets from LISTEN_FDS (LISTEN_FDNAMES=metrics names the metrics endpoint's).\n"
             "Exit status: 0 after a stop, 1 when the server cannot start, 2 on a bad flag (one line naming it).");
     }
     try {

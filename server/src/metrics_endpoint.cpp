@@ -185,6 +185,7 @@ MetricsServer::MetricsServer(const Server& server, UniqueFd listener, const Metr
       worker_(std::make_unique<Worker>(-1, worker_config(cfg), *protocol_)) {
     port_ = local_port(listener.get());
     address_ = local_address(listener.get());
+    listen_fd_ = listener.get();
     worker_->listen_on(std::move(listener), cfg.max_connections);
 }
 

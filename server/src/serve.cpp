@@ -2,6 +2,8 @@
 // a supervisor sees of it: systemd readiness (READY=1, STATUS=, STOPPING=1), listening sockets inherited
 // by socket activation, and /ready turning before the drain.
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
@@ -72,19 +74,25 @@ private:
     std::thread thread_;
 };
 
-// The inherited sockets sorted: the service's (exactly one) and the metrics endpoint's (LISTEN_FDNAMES
-// "metrics", optional). Throws std::runtime_error naming the problem.
+// The inherited sockets sorted: the service's (one, or a reuseport server's one per worker handed over
+// by an upgrade) and the metrics endpoint's (LISTEN_FDNAMES "metrics", optional). Throws
+// std::runtime_error naming the problem.
 struct Inherited {
-    UniqueFd service, metrics;
+    std::vector<UniqueFd> service;
+    UniqueFd metrics;
 };
 Inherited sort_inherited(InheritedSockets in) {
     Inherited out;
     for (size_t i = 0; i < in.fds.size(); ++i) {
-        UniqueFd& slot = in.names[i] == "metrics" ? out.metrics : out.service;
-        if (slot) throw std::runtime_error("LISTEN_FDS: more than one listening socket named '" + in.names[i] + "'");
-        slot = std::move(in.fds[i]);
+        if (in.names[i] != "metrics") {
+            out.service.push_back(std::move(in.fds[i]));
+            continue;
+        }
+        if (out.metrics) throw std::runtime_error("LISTEN_FDS: more than one listening socket named 'metrics'");
+        out.metrics = std::move(in.fds[i]);
     }
-    if (!out.service) throw std::runtime_error("LISTEN_FDS: no listening socket for the service, only 'metrics'");
+    if (out.service.empty())
+        throw std::runtime_error("LISTEN_FDS: no listening socket for the service, only 'metrics'");
     return out;
 }
 
@@ -97,7 +105,21 @@ std::unique_ptr<MetricsServer> start_metrics(const AppOptions& o, const Server& 
     return std::make_unique<MetricsServer>(server, mo);
 }
 
-void run_until_stopped(const AppOptions& o, Server& server, MetricsServer* metrics, Notifier& notifier) {
+// What SIGUSR2 starts: this binary anew with the same command line, on this server's listening sockets.
+UpgradeSpec upgrade_spec(const AppOptions& o, const Server& server, const MetricsServer* metrics,
+                         const Notifier& notifier) {
+    UpgradeSpec spec;
+    spec.exe = o.exe;
+    spec.argv = o.argv;
+    spec.service_fds = server.listening_fds();
+    spec.metrics_fd = metrics ? metrics->listening_fd() : -1;
+    spec.notify_socket = notifier.path();
+    spec.timeout_ms = static_cast<int>(o.upgrade_timeout * 1000);
+    return spec;
+}
+
+void run_until_stopped(const AppOptions& o, Server& server, MetricsServer* metrics, Notifier& notifier,
+                       UniqueFd upgrade_ready) {
     StatusReporter status(notifier, server);
     StopPlan plan;
     plan.delay_ms = o.drain_delay_ms;
@@ -106,9 +128,19 @@ void run_until_stopped(const AppOptions& o, Server& server, MetricsServer* metri
         status.draining();
         notifier.send("STOPPING=1\n" + status.status());
     };
+    if (!o.exe.empty()) plan.upgrade = [&] { return upgrade_spec(o, server, metrics, notifier); };
+    // systemd follows the new process as the service's main one (sent while this one still is).
+    plan.on_upgraded = [&](pid_t pid) {
+        notifier.send("MAINPID=" + std::to_string(pid) + "\nSTATUS=upgraded: the new process is " +
+                      std::to_string(pid));
+    };
     SignalThread signals(server, std::move(plan));
     if (metrics) metrics->start();
     notifier.send("READY=1\n" + status.status());
+    if (upgrade_ready) {  // the process this one replaces: it stops accepting once it reads this
+        [[maybe_unused]] ssize_t n = ::send(upgrade_ready.get(), "READY=1", 7, MSG_DONTWAIT);
+        upgrade_ready.reset();
+    }
     server.run();
     if (metrics) metrics->stop();
 }
@@ -118,6 +150,7 @@ void run_until_stopped(const AppOptions& o, Server& server, MetricsServer* metri
 int serve(const AppOptions& o, std::unique_ptr<Protocol> protocol, const ServeHooks& hooks) {
     setup_logging(o.log_level);
     Notifier notifier;  // takes NOTIFY_SOCKET out of the environment before any thread starts
+    UniqueFd upgrade_ready = take_upgrade_ready_fd();  // set when an older process started this one
     Inherited inherited;
     try {
         if (InheritedSockets in = take_listen_fds(); !in.fds.empty()) inherited = sort_inherited(std::move(in));
@@ -127,7 +160,9 @@ int serve(const AppOptions& o, std::unique_ptr<Protocol> protocol, const ServeHo
     }
     SignalThread::block_signals();  // before any thread starts, so all inherit the mask
 
-    const bool activated = static_cast<bool>(inherited.service);
+    const bool activated = !inherited.service.empty();
+    const char* inherited_from =
+        upgrade_ready ? " (sockets handed over by the process it replaces)" : " (socket activation)";
     std::unique_ptr<Server> server;
     try {
         server = std::make_unique<Server>(o.server, std::move(protocol), std::move(inherited.service));
@@ -149,10 +184,10 @@ int serve(const AppOptions& o, std::unique_ptr<Protocol> protocol, const ServeHo
     if (metrics) std::printf("metrics %s\n", metrics->address().c_str());
     std::fflush(stdout);
     spdlog::info("{} {}{}: backend {}, {} workers, accept {}, dispatch {}, handoff {}, batch {}, defer-accept {} s{}{}",
-                 o.program, server->address(), activated ? " (socket activation)" : "", backend_name(server->backend()),
+                 o.program, server->address(), activated ? inherited_from : "", backend_name(server->backend()),
                  server->worker_count(), o.accept, o.dispatch, o.handoff, o.server.worker.batch,
                  activated ? 0 : o.server.listen.defer_accept_s, hooks.describe.empty() ? "" : ", ", hooks.describe);
-    run_until_stopped(o, *server, metrics.get(), notifier);
+    run_until_stopped(o, *server, metrics.get(), notifier, std::move(upgrade_ready));
     server->log_summary();
     if (hooks.after_stop) hooks.after_stop(*server);
     return 0;

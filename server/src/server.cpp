@@ -9,6 +9,7 @@
 #include <array>
 #include <cerrno>
 #include <csignal>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 
@@ -30,18 +31,37 @@ UniqueFd dup_cloexec(int fd) {
 bool parse_accept_mode(std::string_view text, AcceptMode& out) { return parse_enum_name(kAcceptNames, text, out); }
 std::string_view accept_mode_name(AcceptMode m) { return enum_name(kAcceptNames, m); }
 
+namespace {
+std::vector<UniqueFd> one_or_none(UniqueFd listener) {
+    std::vector<UniqueFd> v;
+    if (listener) v.push_back(std::move(listener));
+    return v;
+}
+}  // namespace
+
 Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol, UniqueFd listener)
+    : Server(cfg, std::move(protocol), one_or_none(std::move(listener))) {}
+
+Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol, std::vector<UniqueFd> listeners)
     : cfg_(cfg), protocol_(std::move(protocol)) {
     // Writes use MSG_NOSIGNAL; ignoring SIGPIPE also covers platforms without it.
     std::signal(SIGPIPE, SIG_IGN);
     int n = cfg_.workers > 0 ? cfg_.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     ListenOptions listen = cfg_.listen;
     listen.reuse_port = listen.reuse_port || cfg_.accept == AcceptMode::reuseport;
-    const bool inherited = static_cast<bool>(listener);
+    const bool inherited = !listeners.empty();
+    if (listeners.size() > 1 && cfg_.accept != AcceptMode::reuseport)
+        throw std::runtime_error("acceptor mode accepts from one listening socket, but " +
+                                 std::to_string(listeners.size()) + " were handed in (use --accept reuseport)");
+    if (listeners.size() > static_cast<size_t>(n))
+        throw std::runtime_error(std::to_string(listeners.size()) + " listening sockets were handed in for " +
+                                 std::to_string(n) + " workers: each needs a worker (--workers " +
+                                 std::to_string(listeners.size()) + ")");
     if (inherited) listen.defer_accept_s = 0;  // whatever the socket's creator set, it is not ours to know
-    UniqueFd listen_fd = inherited ? std::move(listener) : listen_tcp(listen);
-    port_ = local_port(listen_fd.get());
-    address_ = local_address(listen_fd.get());
+    if (!inherited) listeners.push_back(listen_tcp(listen));
+    for (const UniqueFd& l : listeners) listen_fds_.push_back(l.get());
+    port_ = local_port(listeners.front().get());
+    address_ = local_address(listeners.front().get());
     // With TCP_DEFER_ACCEPT a connection is accepted once its first bytes are there: read them at once.
     if (listen.defer_accept_s > 0) cfg_.worker.read_on_admit = true;
     cfg_.worker.direct_handoff = cfg_.accept == AcceptMode::acceptor && cfg_.handoff == Handoff::direct;
@@ -55,18 +75,20 @@ Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol, Uniq
         // One socket per worker on the same port (the first one picked it when port 0 was asked for).
         listen.port = port_;
         size_t per_worker = (limit + workers_.size() - 1) / workers_.size();
-        // An inherited socket is shared: each worker accepts from a duplicate of it (the same socket),
-        // and every worker's poller sees each new connection; whichever accepts first takes it.
+        // Inherited sockets are shared: worker i accepts from a duplicate of socket i % count (the same
+        // socket), and every poller sharing one sees each new connection; whichever accepts first takes it.
+        const size_t count = listeners.size();
         for (size_t i = workers_.size(); i-- > 0;) {
-            UniqueFd own = i == 0      ? std::move(listen_fd)
-                           : inherited ? dup_cloexec(listen_fd.get())
+            UniqueFd own = i < count   ? std::move(listeners[i])
+                           : inherited ? dup_cloexec(listen_fds_[i % count])
                                        : listen_tcp(listen);
+            if (!inherited && i > 0) listen_fds_.push_back(own.get());
             workers_[i]->listen_on(std::move(own), per_worker);
         }
         return;
     }
-    acceptor_ = std::make_unique<Acceptor>(std::move(listen_fd), std::move(links), cfg_.dispatch, cfg_.worker.backend,
-                                           limit, cfg_.handoff);
+    acceptor_ = std::make_unique<Acceptor>(std::move(listeners.front()), std::move(links), cfg_.dispatch,
+                                           cfg_.worker.backend, limit, cfg_.handoff);
 }
 
 size_t default_max_connections(int workers) {

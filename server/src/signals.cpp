@@ -59,6 +59,12 @@ SignalThread::~SignalThread() {
     pthread_kill(thread_.native_handle(), kWakeSignal);
     thread_.join();
     cancel_delay();  // after the signal thread, the only other caller, has ended
+    std::unique_ptr<Upgrade> last;
+    {
+        std::lock_guard lock(state_mu_);
+        last = std::move(upgrade_);
+    }
+    last.reset();  // outside the lock: its thread may be waiting for it in on_upgrade_done()
 }
 
 void SignalThread::run() {
@@ -71,13 +77,20 @@ void SignalThread::run() {
 }
 
 void SignalThread::on_stop_signal(const char* name) {
+    std::unique_lock lock(state_mu_);
     if (stopping_) {
+        lock.unlock();
         spdlog::info("{}: stopping now", name);
         cancel_delay();
         server_.stop_now();
         return;
     }
     stopping_ = true;
+    if (upgrade_ && !upgrade_->finished()) {
+        spdlog::warn("{}: abandoning the upgrade: SIGTERM to the new process {}", name, upgrade_->pid());
+        upgrade_->abandon();
+    }
+    lock.unlock();
     if (plan_.on_first) plan_.on_first();
     if (plan_.delay_ms > 0) {
         spdlog::info(
@@ -89,6 +102,52 @@ void SignalThread::on_stop_signal(const char* name) {
     }
     spdlog::info("{}: no longer accepting; draining connections (a second SIGTERM, SIGINT or SIGQUIT stops at once)",
                  name);
+    server_.stop();
+}
+
+void SignalThread::on_upgrade_signal() {
+    if (!plan_.upgrade) {
+        spdlog::info("SIGUSR2: ignored (this server cannot start its own upgrade)");
+        return;
+    }
+    std::unique_ptr<Upgrade> previous;
+    {
+        std::lock_guard lock(state_mu_);
+        if (stopping_) {
+            spdlog::info("SIGUSR2: ignored: stopping");
+            return;
+        }
+        if (upgrade_ && !upgrade_->finished()) {
+            spdlog::info("SIGUSR2: ignored: the upgrade to process {} is under way", upgrade_->pid());
+            return;
+        }
+        previous = std::move(upgrade_);
+    }
+    previous.reset();  // a failed one's thread has ended; joined outside the lock all the same
+    UpgradeSpec spec = plan_.upgrade();
+    std::lock_guard lock(state_mu_);  // held until the start is logged: its outcome is logged after
+    try {
+        upgrade_ = std::make_unique<Upgrade>(spec, [this](const Upgrade::Result& r) { on_upgrade_done(r); });
+    } catch (const std::exception& e) {
+        spdlog::error("SIGUSR2: upgrade failed: {}; still serving", e.what());
+        return;
+    }
+    spdlog::info(
+        "SIGUSR2: upgrading: started {} as process {} on the same listening sockets; waiting up to {:g} s "
+        "for it to be ready",
+        spec.exe, upgrade_->pid(), spec.timeout_ms / 1000.0);
+}
+
+void SignalThread::on_upgrade_done(const Upgrade::Result& r) {
+    std::lock_guard lock(state_mu_);
+    if (!r.ready) {
+        spdlog::error("upgrade failed: the new process {} {}; still serving", r.pid, r.error);
+        return;
+    }
+    if (stopping_) return;  // a stop signal came first and abandoned it
+    stopping_ = true;
+    spdlog::info("upgrade: the new process {} is ready; no longer accepting; draining connections", r.pid);
+    if (plan_.on_upgraded) plan_.on_upgraded(r.pid);
     server_.stop();
 }
 
@@ -124,6 +183,9 @@ void SignalThread::on_signal(int sig) {
         return;
     case SIGHUP:
         spdlog::info("{}: ignored (kqserver has no configuration to reload)", name);
+        return;
+    case SIGUSR2:
+        on_upgrade_signal();
         return;
     default:
         spdlog::info("{}: ignored (reserved)", name);

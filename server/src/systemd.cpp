@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -27,8 +28,9 @@ constexpr int kSendFlags = MSG_DONTWAIT;  // SIGPIPE is ignored by the Server an
 
 // The first fd socket activation passes (SD_LISTEN_FDS_START).
 constexpr int kFirstListenFd = 3;
-// More would be a supervisor's mistake: kqserver takes one service socket and one metrics socket.
-constexpr int kMaxListenFds = 16;
+// A bound on what a supervisor may hand in: an upgrade passes a reuseport server's socket per worker
+// and the metrics socket; more would be a supervisor's mistake.
+constexpr int kMaxListenFds = 1024;
 
 void set_fd_flags(int fd, bool nonblocking) {
     int fl = ::fcntl(fd, F_GETFD);
@@ -67,6 +69,7 @@ Notifier::Notifier() {
     std::string path = env != nullptr ? env : "";
     ::unsetenv("NOTIFY_SOCKET");
     if (path.empty()) return;
+    path_ = path;
     // A path, or "@name" for an abstract socket (Linux): its sockaddr_un name begins with a NUL byte.
     // Other forms (vsock:..., systemd 254) are not ours to reach: warn and go on without notifying.
     if ((path[0] != '/' && path[0] != '@') || path.size() >= sizeof(sockaddr_un::sun_path)) {
@@ -98,6 +101,25 @@ void Notifier::send(std::string_view state) noexcept {
     if (std::exchange(warned_, true)) return;
     spdlog::warn("NOTIFY_SOCKET: sendto: {}; this and later notifications may be lost (the server goes on)",
                  std::strerror(err));
+}
+
+UniqueFd take_upgrade_ready_fd() {
+    const char* text = std::getenv(kUpgradeReadyFdEnv);
+    std::string copy = text != nullptr ? text : "";
+    ::unsetenv(kUpgradeReadyFdEnv);
+    long fd = -1;
+    if (copy.empty()) return {};
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (!parse_int(copy.c_str(), fd) || fd < kFirstListenFd || fd > INT32_MAX ||
+        ::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_SEQPACKET) {
+        spdlog::warn("{}={}: not the upgrade's readiness socket; the old process will not learn this one is ready",
+                     kUpgradeReadyFdEnv, copy);
+        return {};
+    }
+    UniqueFd out(static_cast<int>(fd));
+    set_fd_flags(out.get(), false);
+    return out;
 }
 
 InheritedSockets take_listen_fds() {

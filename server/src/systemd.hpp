@@ -26,11 +26,14 @@ class Notifier {
 public:
     Notifier();
     bool enabled() const noexcept { return fd_.get() >= 0; }
+    // $NOTIFY_SOCKET as it was ("" without it): what a process this one starts to replace it is given.
+    const std::string& path() const noexcept { return path_; }
     // One datagram of newline-separated assignments, e.g. "READY=1\nSTATUS=serving".
     void send(std::string_view state) noexcept;
 
 private:
     UniqueFd fd_;
+    std::string path_;
     std::string address_;  // the sockaddr_un bytes, NUL first for an abstract name
     std::mutex mu_;        // the warned flag
     bool warned_ = false;
@@ -47,5 +50,11 @@ struct InheritedSockets {
     std::vector<std::string> names;
 };
 InheritedSockets take_listen_fds();
+
+// The upgrade's readiness socket (upgrade.hpp): the fd named by $KQ_UPGRADE_READY_FD when an older
+// process started this one to replace it, made close-on-exec; the variable is unset either way. Empty
+// without it, or (logged) when it names no SOCK_SEQPACKET socket.
+constexpr const char* kUpgradeReadyFdEnv = "KQ_UPGRADE_READY_FD";
+UniqueFd take_upgrade_ready_fd();
 
 }  // namespace kq

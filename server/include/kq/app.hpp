@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kq/handler.hpp"
 #include "kq/server.hpp"
@@ -38,8 +39,13 @@ struct AppOptions {
     std::string log_level = "info";
     int metrics_port = -1;                                                           // -1 = no metrics endpoint
     double idle_timeout = 60, request_timeout = 10, drain_timeout = 10, linger = 2;  // seconds
-    double drain_delay = 0;  // seconds of serving on after the first stop signal, /ready already 503
-    int drain_delay_ms = 0;  // drain_delay, set by apply_server_flags
+    double drain_delay = 0;       // seconds of serving on after the first stop signal, /ready already 503
+    int drain_delay_ms = 0;       // drain_delay, set by apply_server_flags
+    double upgrade_timeout = 30;  // seconds the process SIGUSR2 starts may take to be ready
+    // What SIGUSR2 starts again (set by parse_app_flags; exe empty: SIGUSR2 is ignored): the binary's
+    // path as resolved at start, and the whole command line.
+    std::string exe;
+    std::vector<std::string> argv;
 };
 
 // Adds the shared flags to app: --host --port --workers --backend --dispatch --handoff --accept --batch
@@ -72,7 +78,10 @@ struct ServeHooks {
 // READY=1 to $NOTIFY_SOCKET (systemd Type=notify; STATUS= every few seconds), and runs until SIGTERM,
 // SIGINT or SIGQUIT: at once /ready answers 503 and STOPPING=1 is notified, the server serves on for
 // --drain-delay, then stops accepting and drains (a second signal stops at once).
-// SIGUSR1 logs the per-worker summary so far; SIGHUP and SIGUSR2 are logged and ignored. Logs the
+// SIGUSR2 upgrades without downtime: it starts o.exe with o.argv, handing it the listening sockets
+// (LISTEN_FDS), and once that process says it is ready (within --upgrade-timeout, or it is killed and
+// this one serves on), notifies MAINPID= of it, stops accepting and drains; the new process inherits
+// nothing else. SIGUSR1 logs the per-worker summary so far; SIGHUP is logged and ignored. Logs the
 // summary at exit. Returns the exit status: 0 after a stop, 1 when the server cannot start (an inherited
 // socket that is not a listening TCP socket included), 2 when --backend names one that is not available.
 int serve(const AppOptions& o, std::unique_ptr<Protocol> protocol, const ServeHooks& hooks = {});

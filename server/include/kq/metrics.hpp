@@ -49,6 +49,8 @@ public:
     // Immediate: closes the listening socket and every scrape under way, waiting on no client.
     void stop() noexcept;
     uint16_t port() const noexcept { return port_; }
+    // Its listening socket (an upgrade hands it to the new process). Valid until stop().
+    int listening_fd() const noexcept { return listen_fd_; }
     const std::string& address() const noexcept { return address_; }
     // The endpoint's own worker: connections, scrapes answered (requests), request and idle time-outs.
     const WorkerStats& stats() const noexcept;
@@ -61,6 +63,7 @@ private:
     std::atomic<bool> ready_{true};
     uint16_t port_;
     std::string address_;
+    int listen_fd_ = -1;
     std::unique_ptr<Protocol> protocol_;  // outlives the worker, whose sessions refer to it
     std::unique_ptr<Worker> worker_;
 };

@@ -51,6 +51,11 @@ public:
     // given SO_REUSEPORT siblings reliably: the kernel allows them only to the same user, and systemd
     // creates it as root for a service that may run as another).
     Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol, UniqueFd listener = {});
+    // With several inherited listening sockets (an upgrade hands over a reuseport server's one per
+    // worker): AcceptMode::reuseport only, worker i accepting from socket i % listeners.size(); throws
+    // std::runtime_error when there are more sockets than workers (one would never be accepted from)
+    // or several in acceptor mode. An empty vector binds as usual.
+    Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol, std::vector<UniqueFd> listeners);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -82,6 +87,10 @@ public:
     // Times the acceptor found worker i's hand-off queue full (0 with reuseport). Any thread.
     uint64_t handoff_full(size_t worker) const noexcept;
     const Protocol& protocol() const noexcept { return *protocol_; }
+    // Every distinct listening socket the server accepts from (one, or with reuseport one per worker
+    // unless inherited): what an upgrade hands to the new process. Valid until stop(): the acceptor or
+    // the workers close them when they stop accepting.
+    const std::vector<int>& listening_fds() const noexcept { return listen_fds_; }
     // One info line per worker (connections, bytes, events, waits) and one for the acceptor. Any thread:
     // kqserver logs it on SIGUSR1 while the server runs, and at exit.
     void log_summary() const;
@@ -95,6 +104,7 @@ private:
     std::atomic<bool> immediate_{false};
     uint16_t port_ = 0;
     std::string address_;
+    std::vector<int> listen_fds_;
 };
 
 }  // namespace kq
