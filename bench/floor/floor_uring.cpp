@@ -24,6 +24,7 @@ constexpr size_t max_unsent = 4 << 20;  // a client that does not read is closed
 enum Op : uintptr_t { op_recv = 0, op_send = 1, op_accept = 2 };
 
 struct Conn {
+    explicit Conn(int f) : fd(f) {}
     int fd;
     bool recv_armed = false;     // a multishot receive is outstanding (it ends with a CQE without F_MORE)
     bool send_inflight = false;  // one send at a time: replies queue behind it in order
@@ -153,7 +154,7 @@ private:
         if (op == op_accept) {
             if (cqe->res >= 0) {
                 floor_ref::set_nodelay(cqe->res);
-                arm_recv(new Conn{cqe->res});
+                arm_recv(new Conn(cqe->res));
             }
             if (!more) arm_accept();  // the multishot accept ended (an error such as EMFILE): start another
             return;
