@@ -105,7 +105,10 @@ public:
         arm_accept();
         for (;;) {
             int r = io_uring_submit_and_wait(&ring_, 1);  // the sends queued below go in with the wait
-            if (r < 0 && r != -EINTR) unavailable("io_uring_submit_and_wait", r);
+            if (r < 0 && r != -EINTR) {
+                std::fprintf(stderr, "floor_uring: io_uring_submit_and_wait: %s\n", std::strerror(-r));
+                std::exit(1);
+            }
             unsigned head, seen = 0;
             io_uring_cqe* cqe;
             io_uring_for_each_cqe(&ring_, head, cqe) {
