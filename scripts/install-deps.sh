@@ -7,6 +7,7 @@ packages=(
   libboost-dev libspdlog-dev libcli11-dev           # Boost.Lockfree, logging, command lines
   nlohmann-json3-dev                                # JSON reports
   libgtest-dev libgmock-dev libbenchmark-dev        # tests and micro-benchmarks
+  liburing-dev                                      # bench/floor: the io_uring floor reference
   curl apache2-utils wrk nghttp2-client chromium    # real HTTP clients the tests drive
   nginx-light                                       # the HTTP peer of tests/http/http_conformance
   memcached libmemcached-tools                      # examples/memcache: the peer, memccapable and its clients
