@@ -1,8 +1,10 @@
 # Man pages for the installed binaries, made from their --help by help2man (Debian package help2man) so
 # that they never disagree with the flags; gzip -9n as Debian policy asks (-n: no name or time stamp).
 # No binary has --version, so help2man is given the project's version instead.
+# Off by default under a sanitizer: such builds are not packaged, and a TSan binary may not even start
+# outside setarch -R (scripts/test.sh), which would fail the build here.
 find_program(KQ_HELP2MAN help2man)
-if(KQ_HELP2MAN)
+if(KQ_HELP2MAN AND NOT KQ_SANITIZE)
   set(kq_man_default ON)
 else()
   set(kq_man_default OFF)
