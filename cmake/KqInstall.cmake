@@ -76,11 +76,22 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/kqserverConfig.cmake ${CMAKE_CURRENT_B
 install(FILES docs/handler-api.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples REGEX "/build[^/]*$" EXCLUDE)
 
-# The systemd units (deploy/systemd): the service's ExecStart names the installed kqserver. Under
-# lib/systemd/system of the prefix, where systemd looks for /usr and /usr/local alike (not LIBDIR, which
-# is lib/x86_64-linux-gnu on Debian).
-set(KQ_SYSTEMD_UNIT_DIR lib/systemd/system CACHE STRING "Where cmake --install puts the systemd units")
+# The systemd units (deploy/systemd). The build tree keeps a copy configured for the configured prefix
+# (test_systemd_units checks it); the installed one is configured at install time, for the prefix
+# installed to (cmake/KqInstallUnits.cmake). Empty KQ_SYSTEMD_UNIT_DIR: /lib/systemd/system for the
+# prefix /usr (Debian's place), PREFIX/lib/systemd/system otherwise.
+set(kq_unit_dir_doc "Where cmake --install puts the systemd units (relative: under the prefix; empty: decided at install)")
+set(KQ_SYSTEMD_UNIT_DIR "" CACHE STRING "${kq_unit_dir_doc}")
+# Build trees configured before install time decided hold the old default; under /usr the two name one
+# directory on a merged-/usr Debian, and elsewhere they are the same rule, so the old default becomes the new.
+if(KQ_SYSTEMD_UNIT_DIR STREQUAL "lib/systemd/system")
+  set(KQ_SYSTEMD_UNIT_DIR "" CACHE STRING "${kq_unit_dir_doc}" FORCE)
+endif()
 set(KQ_UNIT_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
 configure_file(deploy/systemd/kqserver.service.in ${PROJECT_BINARY_DIR}/deploy/systemd/kqserver.service @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/deploy/systemd/kqserver.service deploy/systemd/kqserver.socket
-              deploy/systemd/kqserver-metrics.socket DESTINATION ${KQ_SYSTEMD_UNIT_DIR})
+install(CODE "
+  set(KQ_UNIT_SOURCE_DIR \"${PROJECT_SOURCE_DIR}/deploy/systemd\")
+  set(KQ_UNIT_STAGE_DIR \"${PROJECT_BINARY_DIR}/deploy/systemd/install\")
+  set(KQ_SYSTEMD_UNIT_DIR \"${KQ_SYSTEMD_UNIT_DIR}\")
+  set(KQ_INSTALL_BINDIR \"${CMAKE_INSTALL_BINDIR}\")
+  include(\"${PROJECT_SOURCE_DIR}/cmake/KqInstallUnits.cmake\")")

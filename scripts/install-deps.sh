@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages kqserver builds and tests with; does nothing when all are present.
+# Installs the Debian packages kqserver builds and tests with (--build-only: builds and packages with);
+# does nothing when all are present. Further arguments name extra packages.
 set -euo pipefail
 
-packages=(
+# What building and packaging need (the Dockerfile's build stage installs only these: --build-only).
+build_packages=(
   cmake ninja-build g++ pkg-config                  # build
   libboost-dev libspdlog-dev libcli11-dev           # Boost.Lockfree, logging, command lines
   nlohmann-json3-dev                                # JSON reports
+  help2man                                          # man pages from --help (cmake/KqManPages.cmake)
+  dpkg-dev file                                     # cpack -G DEB: dpkg-shlibdeps computes Depends
+)
+test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev        # tests and micro-benchmarks
   liburing-dev                                      # bench/floor: the io_uring floor reference
   curl apache2-utils wrk nghttp2-client chromium    # real HTTP clients the tests drive
@@ -17,6 +23,12 @@ packages=(
   clang-format-14                                   # the style check (.clang-format)
   systemd                                           # systemd-socket-activate, systemd-analyze (deploy tests)
 )
+if [ "${1-}" = --build-only ]; then
+  shift
+  packages=("${build_packages[@]}")
+else
+  packages=("${build_packages[@]}" "${test_packages[@]}")
+fi
 packages+=("$@")                                  # extra ones a caller needs (bench scripts)
 
 missing=()
