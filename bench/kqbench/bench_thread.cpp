@@ -108,9 +108,9 @@ void BenchThread::begin_schedule() {
     if (stages.empty() || plan_.share <= 0) return;
     for (RateStage& s : stages) s.from *= plan_.share, s.to *= plan_.share;
     if (cfg_.warmup_ns > 0) stages.insert(stages.begin(), {stages.front().from, stages.front().from, cfg_.warmup_ns});
-    // Generators of one load (--segment) interleave their threads' phases too.
-    const double phase =
-        (plan_.index + static_cast<double>(cfg_.segment.index - 1) / cfg_.segment.count) / cfg_.threads;
+    // Not staggered across --segment generators: each one's first slot is at the start, so that the start
+    // skew measures the start alone.
+    const double phase = static_cast<double>(plan_.index) / cfg_.threads;
     schedule_ = RateSchedule(std::move(stages), shared_.ramp_end, phase);
     next_slot_ns_ = schedule_.next().value_or(kNever);
 }
@@ -137,11 +137,15 @@ void BenchThread::park() {
 // (also when nothing completed, so that the collector can close the seconds every thread has passed).
 void BenchThread::rotate_interval(int64_t now) {
     if (now < second_end_ || now < shared_.measure_start) return;
-    const int64_t index = (now - shared_.measure_start) / kIntervalNs;
+    int64_t index = (now - shared_.measure_start) / kIntervalNs;
+    // Answers after the end of a --duration window (the replies in flight) count in its last second.
+    const int64_t last = cfg_.requests == 0 ? (cfg_.duration_ns - 1) / kIntervalNs : INT64_MAX;
+    index = std::min(index, last);
+    if (index == second_index_) return;
     shared_.intervals->hand_over(plan_.index, second_index_, second_, index);
     second_.reset();
     second_index_ = index;
-    second_end_ = shared_.measure_start + (index + 1) * kIntervalNs;
+    second_end_ = index == last ? kNever : shared_.measure_start + (index + 1) * kIntervalNs;
 }
 
 // Runs whatever is due and returns the next time something will be.

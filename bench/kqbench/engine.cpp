@@ -303,9 +303,14 @@ Report build_report(const Config& whole, const Config& cfg, RunShared& shared, c
     // Open loop: what the schedule offered in each interval (this generator's share of the profile).
     const std::vector<RateStage> profile = rate_profile(cfg);
     for (auto& iv : r.intervals) {
-        if (profile.empty()) break;
         const int64_t from = static_cast<int64_t>(std::llround(iv["t"].get<double>() * 1e9));
-        iv["offered"] = offered_between(profile, from, from + kIntervalNs);
+        // A --duration that is not whole seconds ends in a shorter interval.
+        const int64_t length = cfg.requests == 0 ? std::min(kIntervalNs, cfg.duration_ns - from) : kIntervalNs;
+        if (length > 0 && length < kIntervalNs) {
+            iv["per_s"] = iv["ok"].get<double>() / (static_cast<double>(length) / 1e9);
+            iv["seconds"] = static_cast<double>(length) / 1e9;
+        }
+        if (!profile.empty()) iv["offered"] = offered_between(profile, from, from + length);
     }
     for (const auto& t : threads) r.stats.merge(t->stats());
     if (!r.open_loop) r.stats.latency_uncorrected = r.stats.latency;

@@ -251,7 +251,7 @@ json merge_intervals(const std::vector<Report>& runs) {
     for (size_t i = 0; i < n; ++i) {
         Histogram h;
         uint64_t ok = 0, failed = 0;
-        double offered = 0;
+        double offered = 0, seconds = 1;
         bool has_offered = false;
         for (const Report& r : runs) {
             if (i >= r.intervals.size()) continue;
@@ -260,9 +260,11 @@ json merge_intervals(const std::vector<Report>& runs) {
             failed += iv.at("failed").get<uint64_t>();
             h.merge(Histogram::from_json(iv.at("histogram")));
             if (iv.contains("offered")) offered += iv["offered"].get<double>(), has_offered = true;
+            if (iv.contains("seconds")) seconds = iv["seconds"];
         }
         json iv = interval_json(static_cast<int64_t>(i), ok, failed, h);
         if (has_offered) iv["offered"] = offered;
+        if (seconds < 1) iv["seconds"] = seconds, iv["per_s"] = static_cast<double>(ok) / seconds;
         out.push_back(std::move(iv));
     }
     return out;
@@ -303,6 +305,8 @@ Report merge_reports(const std::vector<Report>& runs) {
     constexpr std::string_view kMerged = " runs merged: ";
     if (size_t at = base.find(kMerged); runs.front().runs > 1 && at != std::string::npos)
         base.erase(0, at + kMerged.size());
+    // The segments of one load: the description of the whole, without the first one's segment.
+    if (size_t at = base.find(", segment "); at != std::string::npos) base.erase(at);
     m.description =
         std::to_string(m.runs) + std::string(kMerged) + (same_config ? base : std::string("different settings"));
     if (!same_config) m.config = nullptr;
