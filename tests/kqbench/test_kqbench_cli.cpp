@@ -1,5 +1,6 @@
 // The kqbench binary as a user runs it: exit codes and one-line errors, the printed summary, --json,
-// and kqbench merge combining two runs' files into exactly their combined histogram.
+// and kqbench merge combining two runs' files into exactly their combined histogram; two segments of
+// one load started together with --start-at.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <time.h>
