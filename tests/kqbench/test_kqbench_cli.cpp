@@ -160,12 +160,13 @@ double epoch_now() {
 }
 
 // Two generators, segments 1/2 and 2/2 of one open-loop load, started as two processes with the same
-// --start-at: each parks with its connections made and sends its first request within a few ms of that
-// time (the bound allows for a loaded 2-core machine; a start at the process's own pace, e.g. once
-// connected, misses it by the ~1 s margin). Merged, they are the whole load: every connection, every
-// request, and a start skew that is the two first sends' distance.
+// --start-at: each parks with its connections made and sends its first request at that time, not
+// before (a generator that ignored it would send about a second early, once connected) and not long
+// after. The late bound is loose: on this 2-core machine shared with other builds the release is
+// usually 0.2-5 ms late, and once in a few dozen runs a preempted process took 95 ms. Merged, they are
+// the whole load: every connection, every request, and a start skew that is the two first sends' distance.
 TEST(kqbench_cli, SegmentsStartTogetherAndMergeIntoTheWholeLoad) {
-    constexpr double kToleranceS = 0.025;
+    constexpr double kToleranceS = 0.150;
     RunningServer srv(make_builtin_protocol("echo"));
     const std::string target = "127.0.0.1:" + std::to_string(srv.port());
     const std::string a = temp_path("seg1.json"), b = temp_path("seg2.json"), m = temp_path("segm.json");
@@ -190,9 +191,11 @@ TEST(kqbench_cli, SegmentsStartTogetherAndMergeIntoTheWholeLoad) {
     EXPECT_NE(ra.output.find("start skew vs --start-at"), std::string::npos) << ra.output;
     nlohmann::json ja = load(a), jb = load(b);
     const double first_a = ja["start"]["first_send"], first_b = jb["start"]["first_send"];
-    for (double first : {first_a, first_b}) {
+    for (const auto* j : {&ja, &jb}) {
+        const double first = (*j)["start"]["first_send"], released = (*j)["start"]["released"];
         EXPECT_GE(first, at - 0.001) << "sent before --start-at";
-        EXPECT_LE(first, at + kToleranceS) << "first send " << (first - at) * 1e3 << " ms after --start-at";
+        EXPECT_LE(first, at + kToleranceS) << "first send " << (first - at) * 1e3 << " ms after --start-at (released "
+                                           << (released - at) * 1e3 << " ms after)";
     }
     EXPECT_EQ(ja["connections"]["requested"], 3);  // 5 over 2: the first segment takes the odd one
     EXPECT_EQ(jb["connections"]["requested"], 2);
