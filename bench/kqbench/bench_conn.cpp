@@ -72,6 +72,7 @@ void BenchThread::connect_failed(Conn& c, int err, int64_t now) {
 void BenchThread::first_attempt_done(Conn& c, bool connected, int err) {
     if (!c.first_attempt) return;
     c.first_attempt = false;
+    ++first_tried_;
     if (connected) shared_.ever_connected.store(true);
     int expected = 0;
     if (!connected) shared_.first_errno.compare_exchange_strong(expected, err);
@@ -147,9 +148,12 @@ void BenchThread::complete(Conn& c, Outcome o, int64_t now) {
     }
     if (f.measured) {
         stats_.last_done_ns = now;
+        rotate_interval(now);
+        ++(o.ok() ? second_.ok : second_.failed);
         if (o.ok()) {
             ++stats_.ok;
             stats_.latency.record(us);
+            second_.latency.record(us);
             if (cfg_.rate > 0) stats_.latency_uncorrected.record(to_us(now - f.start_ns));
             stats_.sets += o.kv == KvResult::stored ? 1 : 0;
             stats_.hits += o.kv == KvResult::hit ? 1 : 0;
@@ -167,7 +171,7 @@ void BenchThread::complete(Conn& c, Outcome o, int64_t now) {
 // backlog of due slots. With --reconnect a connection carries one request (pipeline 1 is enforced by
 // the command line) and its latency runs from the connect.
 void BenchThread::fill(Conn& c, int64_t now) {
-    if (c.state != Conn::State::open) return;
+    if (c.state != Conn::State::open || !released_) return;
     if (c.codec->peer_closing()) return flush(c, now);  // what is in flight may still be answered
     const size_t depth = cfg_.reconnect ? 1 : static_cast<size_t>(cfg_.pipeline);
     const int64_t start = cfg_.reconnect ? c.connect_start : now;
@@ -214,6 +218,7 @@ void BenchThread::fill_ready() {
 void BenchThread::send_one(Conn& c, int64_t intended, int64_t start) {
     bool measured = intended >= shared_.measure_start;
     if (measured) ++stats_.sent;
+    stats_.first_send_ns = std::min(stats_.first_send_ns, start);
     c.codec->write_request(c.out);
     c.inflight.push_back({start, intended, measured});
     ++inflight_;
@@ -243,9 +248,11 @@ void BenchThread::fail_conn(Conn& c, ErrorKind kind, int64_t now) {
         return close_conn(c, now, now);
     }
     count_error(kind, now);
+    rotate_interval(now);
     for (const InFlight& f : c.inflight) {
         if (!f.measured) continue;
         ++stats_.failed;
+        ++second_.failed;
         stats_.last_done_ns = now;
     }
     inflight_ -= c.inflight.size();

@@ -64,6 +64,7 @@ void BenchThread::main() noexcept {
     }
     for (auto& c : conns_) c->fd.reset();
     flush_interval();
+    shared_.intervals->hand_over(plan_.index, second_index_, second_, INT64_MAX);
     std::lock_guard lock(shared_.done_mu);
     --shared_.running;
     shared_.done_cv.notify_all();
@@ -71,11 +72,17 @@ void BenchThread::main() noexcept {
 
 void BenchThread::run() {
     if (cfg_.rate > 0) WakeTimer::tighten_slack();
+    released_ = !shared_.wait_for_start;
     setup_connections();
     std::vector<PollEvent> events(kBatch);
     for (;;) {
         int64_t now = now_ns();
         if (shared_.abort.load(std::memory_order_relaxed)) return;
+        // --reconnect makes its connections only when it has something to send: none before the start.
+        if (!released_ && (cfg_.reconnect || first_tried_ == conns_.size())) {
+            park();
+            continue;
+        }
         int64_t deadline = service(now);
         if (finished(now)) return;
         wait_events(now, deadline, events);
@@ -90,12 +97,55 @@ void BenchThread::setup_connections() {
         c->retry_at = shared_.t0 + std::llround(c->index * gap);
         to_idle(*c);
     }
-    if (cfg_.rate > 0 && plan_.rate > 0) {
-        interval_ns_ = 1e9 / plan_.rate;
-        sched_start_ = shared_.ramp_end + std::llround(interval_ns_ * plan_.index / cfg_.threads);
-        next_slot_ns_ = sched_start_;
-    }
+    if (released_) begin_schedule();
     next_flush_ = shared_.t0 + kFlushEvery;
+}
+
+// The thread's share of the rate profile from ramp_end, the warm-up at the first stage's starting rate;
+// each thread's slots are offset by a fraction of a slot so that the threads do not fire together.
+void BenchThread::begin_schedule() {
+    std::vector<RateStage> stages = rate_profile(cfg_);
+    if (stages.empty() || plan_.share <= 0) return;
+    for (RateStage& s : stages) s.from *= plan_.share, s.to *= plan_.share;
+    if (cfg_.warmup_ns > 0) stages.insert(stages.begin(), {stages.front().from, stages.front().from, cfg_.warmup_ns});
+    // Not staggered across --segment generators: each one's first slot is at the start, so that the start
+    // skew measures the start alone.
+    const double phase = static_cast<double>(plan_.index) / cfg_.threads;
+    schedule_ = RateSchedule(std::move(stages), shared_.ramp_end, phase);
+    next_slot_ns_ = schedule_.next().value_or(kNever);
+}
+
+// --start-at: every connection has had its first attempt; wait for the engine's release, then start
+// the schedule (open loop) or fill every open connection (closed loop) at once.
+void BenchThread::park() {
+    {
+        std::lock_guard lock(shared_.done_mu);
+        ++shared_.parked;
+    }
+    shared_.done_cv.notify_all();
+    shared_.released.wait(false);
+    released_ = true;
+    if (shared_.abort.load()) return;
+    begin_schedule();
+    for (auto& c : conns_) {
+        if (c->state == Conn::State::open) to_ready(*c);
+    }
+    fill_ready();
+}
+
+// Once the clock has left the current second of the measured window, its figures go to the collector
+// (also when nothing completed, so that the collector can close the seconds every thread has passed).
+void BenchThread::rotate_interval(int64_t now) {
+    if (now < second_end_ || now < shared_.measure_start) return;
+    int64_t index = (now - shared_.measure_start) / kIntervalNs;
+    // Answers after the end of a --duration window (the replies in flight) count in its last second.
+    const int64_t last = cfg_.requests == 0 ? (cfg_.duration_ns - 1) / kIntervalNs : INT64_MAX;
+    index = std::min(index, last);
+    if (index == second_index_) return;
+    shared_.intervals->hand_over(plan_.index, second_index_, second_, index);
+    second_.reset();
+    second_index_ = index;
+    second_end_ = index == last ? kNever : shared_.measure_start + (index + 1) * kIntervalNs;
 }
 
 // Runs whatever is due and returns the next time something will be.
@@ -114,6 +164,7 @@ int64_t BenchThread::service(int64_t now) {
     deadline = std::min(deadline, next_scan_);
     if (cfg_.rate > 0) deadline = std::min(deadline, service_schedule(now));
     deadline = std::min(deadline, service_idle(now));
+    rotate_interval(now);
     if (now >= next_flush_) {
         flush_interval();
         next_flush_ = now + kFlushEvery;
@@ -162,7 +213,7 @@ int64_t BenchThread::service_schedule(int64_t now) {
         c.backlog.push_back(next_slot_ns_);
         touched_.push_back(&c);
         ++next_slot_;
-        next_slot_ns_ = sched_start_ + std::llround(static_cast<double>(next_slot_) * interval_ns_);
+        next_slot_ns_ = schedule_.next().value_or(kNever);
     }
     for (Conn* c : touched_) fill(*c, now);
     return next_slot_ns_;
@@ -210,7 +261,7 @@ bool BenchThread::may_send_closed(int64_t now) const {
 // A persistent connection reconnects whenever work remains; with --reconnect it connects only when it
 // has a request to send.
 bool BenchThread::wants_connection(const Conn& c, int64_t now) const {
-    if (!work_remaining(now)) return false;
+    if (!work_remaining(now) || (cfg_.reconnect && !released_)) return false;
     if (!cfg_.reconnect) return true;
     return cfg_.rate > 0 ? !c.backlog.empty() : may_send_closed(now);
 }

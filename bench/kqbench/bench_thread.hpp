@@ -22,6 +22,7 @@
 #include "kqbench/codec.hpp"
 #include "kqbench/config.hpp"
 #include "kqbench/histogram.hpp"
+#include "kqbench/interval_series.hpp"
 #include "kqbench/report.hpp"
 #include "kqbench/wake_timer.hpp"
 
@@ -44,13 +45,21 @@ struct RunShared {
     std::shared_ptr<const Payloads> payloads;
     bool progress = false;                 // someone reads take_interval() (the live progress line); set before start()
     int64_t t0 = 0;                        // now_ns() when the run starts (connects begin)
-    int64_t ramp_end = 0;                  // every connection's first attempt has started (--connect-rate)
+    int64_t ramp_end = 0;                  // every connection's first attempt has started (--connect-rate);
+                                           // with --start-at, the release
     int64_t measure_start = 0;             // after the connect ramp and the warm-up
     std::atomic<int64_t> stop_at{kNever};  // no request is sent from here on (duration end or interrupt)
     std::atomic<bool> abort{false};        // give up at once (the server is unreachable)
     std::atomic<int> first_attempts{0};    // connection slots whose first connect finished
     std::atomic<bool> ever_connected{false};
     std::atomic<int> first_errno{0};  // why the first failed connect failed
+    // --start-at: each thread parks (parked, under done_mu) once every connection has made its first
+    // attempt; the engine sets ramp_end, measure_start and stop_at while all are parked, then sets
+    // released (waking them through its futex). With abort set as well, the threads leave instead.
+    std::unique_ptr<IntervalCollector> intervals;  // the measured window's per-second figures
+    bool wait_for_start = false;
+    int parked = 0;
+    std::atomic<bool> released{false};
     // Bench threads still running; the engine waits on done_cv. failure: a thread's exception text.
     std::mutex done_mu;
     std::condition_variable done_cv;
@@ -91,7 +100,7 @@ struct ThreadPlan {
     int index = 0;
     int first_conn = 0, conns = 0;
     uint64_t quota = 0;  // --requests: measured requests this thread sends
-    double rate = 0;     // open loop: this thread's requests per second
+    double share = 0;    // open loop: this thread's part of the rates (its connections over all)
 };
 
 class BenchThread {
@@ -113,6 +122,8 @@ private:
     void main() noexcept;
     void run();
     void setup_connections();
+    void begin_schedule();
+    void park();
     int64_t service(int64_t now);
     int64_t service_idle(int64_t now);
     int64_t service_schedule(int64_t now);
@@ -124,6 +135,7 @@ private:
     bool wants_connection(const Conn& c, int64_t now) const;
     void wait_events(int64_t now, int64_t deadline, std::vector<PollEvent>& events);
     void flush_interval();
+    void rotate_interval(int64_t now);
 
     // Connections (bench_conn.cpp).
     void start_connect(Conn& c, int64_t now);
@@ -169,14 +181,18 @@ private:
     bool stopped_ = false;           // at_stop() ran
     uint64_t inflight_ = 0;          // over all connections
     uint64_t backlog_measured_ = 0;  // open loop, requests mode: measured slots not yet sent
-    // Open loop schedule: slot k is due at sched_start_ + k * interval_ns_, on connection k mod conns.
-    int64_t sched_start_ = 0;
-    double interval_ns_ = 0;
+    bool released_ = true;           // may send (false while waiting for --start-at)
+    size_t first_tried_ = 0;         // connections whose first connect attempt has finished
+    // Open loop schedule: slot k is due at the schedule's k-th time, on connection k mod conns.
+    RateSchedule schedule_;
     uint64_t next_slot_ = 0;
     int64_t next_slot_ns_ = kNever;
     int64_t next_scan_ = 0, next_flush_ = 0;
 
     Stats stats_;
+    IntervalAcc second_;  // the measured window's current interval (IntervalCollector)
+    int64_t second_index_ = -1;
+    int64_t second_end_ = INT64_MIN;
     Histogram interval_;  // latencies since the last flush (thread-local)
     std::mutex interval_mu_;
     Histogram interval_shared_;  // guarded by interval_mu_

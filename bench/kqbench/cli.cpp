@@ -2,7 +2,10 @@
 // at once. Every mistake ends in one line on stderr and exit status 2.
 #include "kqbench/cli.hpp"
 
+#include <time.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
@@ -21,6 +24,7 @@ struct Typed {
     std::string target;
     std::string duration = "10s", warmup = "0s", timeout = "2s", size = "64", interval = "0s";
     std::string protocol = "echo", backend = "auto", path, request_file, ratio = "1:10";
+    std::string rate = "0", segment = "1/1", start_at;
     uint64_t reply_size = 0;
 };
 
@@ -71,11 +75,21 @@ void add_run_flags(CLI::App& app, Typed& t, Config& c) {
     app.add_option("--pipeline", c.pipeline, "Requests in flight per connection")
         ->check(whole_number_check(1, 65536))
         ->capture_default_str();
-    app.add_option("--rate", c.rate,
+    app.add_option("--rate", t.rate,
                    "Open loop: total requests/s over all connections, each timed from its intended send time "
-                   "(coordinated-omission corrected; the uncorrected figure is shown too). 0 = closed loop")
-        ->check(real_number_check(0, 1e9))
+                   "(coordinated-omission corrected; the uncorrected figure is shown too). 0 = closed loop. "
+                   "Or stages RATE@D,FROM-TO@D,... (steps and linear ramps, e.g. 1000@5s,1000-5000@10s), "
+                   "which set the duration")
         ->capture_default_str();
+    app.add_option("--segment", t.segment,
+                   "I/N: this generator is number I (1 to N) of N running the same flags on several hosts; it "
+                   "makes its share of --connections (the first C mod N take one more), of --requests and of the "
+                   "rates, so the N together offer exactly the load asked")
+        ->capture_default_str();
+    app.add_option("--start-at", t.start_at,
+                   "Unix time (s, fractional allowed) or +SECONDS from now: make every connection first, then "
+                   "send the first request at that time (generators on several hosts start together; their "
+                   "clocks must be synchronised)");
     app.add_option(
            "--timeout", t.timeout,
            "Per request and per connect attempt; a late request counts as an error and its connection is replaced")
@@ -207,6 +221,57 @@ std::string protocol_config(const CLI::App& app, Typed& t, Config& c) {
     return "";
 }
 
+// --rate: a constant or a profile of stages, which sets the duration.
+std::string rate_config(const CLI::App& app, const Typed& t, Config& c) {
+    RateProfileParse p = parse_rate_profile(t.rate, 1e9, static_cast<int64_t>(kMaxSeconds * 1e9));
+    if (!p.error.empty()) return "--rate '" + t.rate + "': " + p.error;
+    if (p.stages.size() == 1 && p.stages[0].duration_ns == kForever) {
+        c.rate = p.stages[0].from;
+        return "";
+    }
+    if (app.count("--duration") || c.requests > 0) return "--rate stages set the run's length: drop -d and -n";
+    c.rate_stages = p.stages;
+    c.rate_text = t.rate;
+    c.duration_ns = 0;
+    c.rate = 0;
+    for (const RateStage& s : p.stages) {
+        c.duration_ns += s.duration_ns;
+        c.rate = std::max({c.rate, s.from, s.to});
+    }
+    return "";
+}
+
+// --segment and --start-at: several generators offering one load together.
+std::string cluster_config(const Typed& t, Config& c) {
+    auto seg = parse_segment(t.segment);
+    if (!seg) return "--segment '" + t.segment + "' is not I/N with 1 <= I <= N <= 1000000";
+    c.segment = *seg;
+    if (static_cast<uint64_t>(c.connections) < static_cast<uint64_t>(seg->count)) {
+        return "--segment " + t.segment + ": " + std::to_string(c.connections) + " connections cannot give each of " +
+               std::to_string(seg->count) + " segments one";
+    }
+    if (c.requests > 0 && c.requests < static_cast<uint64_t>(seg->count)) {
+        return "--segment " + t.segment + ": " + std::to_string(c.requests) + " requests cannot give each of " +
+               std::to_string(seg->count) + " segments one";
+    }
+    if (t.start_at.empty()) return "";
+    timespec now;
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const double epoch = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+    const bool relative = t.start_at.front() == '+';
+    auto secs = parse_duration_ns(relative ? std::string_view(t.start_at).substr(1) : std::string_view(t.start_at));
+    if (!secs || t.start_at.find_first_not_of("+0123456789.") != std::string::npos) {
+        return "--start-at '" + t.start_at + "' is not a Unix time in seconds or +SECONDS";
+    }
+    c.start_at = (relative ? epoch : 0) + static_cast<double>(*secs) / 1e9;
+    if (c.start_at <= epoch) {
+        return "--start-at " + t.start_at + " is " + number(epoch - c.start_at) +
+               " s in the past (give a time ahead, or +SECONDS)";
+    }
+    if (c.start_at > epoch + 86400) return "--start-at " + t.start_at + " is more than a day ahead";
+    return "";
+}
+
 std::string to_config(const CLI::App& app, Typed& t, Config& c) {
     auto target = parse_target(t.target);
     if (!target) return "target '" + t.target + "' is not HOST:PORT or http://HOST[:PORT]/PATH";
@@ -221,9 +286,11 @@ std::string to_config(const CLI::App& app, Typed& t, Config& c) {
     if (c.duration_ns <= 0 && c.requests == 0) return "--duration must be more than 0";
     if (c.timeout_ns <= 0) return "--timeout must be more than 0";
     if (c.reconnect && c.pipeline > 1) return "--reconnect sends one request per connection: drop --pipeline";
+    if (std::string err = rate_config(app, t, c); !err.empty()) return err;
+    if (std::string err = cluster_config(t, c); !err.empty()) return err;
     // Each connection's open-loop interval is connections / rate seconds, the ramp-up connections /
     // connect-rate: both are kept in int64 nanoseconds.
-    if (c.rate > 0 && c.connections / c.rate > kMaxSeconds) {
+    if (c.rate_stages.empty() && c.rate > 0 && c.connections / c.rate > kMaxSeconds) {
         return "--rate " + number(c.rate) + " gives each of the " + std::to_string(c.connections) +
                " connections less than one request per 10 years";
     }

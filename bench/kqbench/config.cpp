@@ -29,6 +29,23 @@ bool parse_protocol(std::string_view text, ProtocolKind& out) {
 
 std::string_view error_key(ErrorKind k) { return kErrorKeys[index(k)]; }
 
+std::vector<RateStage> rate_profile(const Config& c) {
+    if (!c.rate_stages.empty()) return c.rate_stages;
+    if (c.rate > 0) return {RateStage{c.rate, c.rate, kForever}};
+    return {};
+}
+
+Config segment_config(const Config& whole) {
+    Config c = whole;
+    if (whole.segment.count == 1) return c;
+    const double share = segment_fraction(whole.connections, whole.segment);
+    c.connections = static_cast<int>(segment_share(static_cast<uint64_t>(whole.connections), whole.segment));
+    c.requests = segment_share(whole.requests, whole.segment);
+    c.rate = whole.rate * share;
+    for (RateStage& s : c.rate_stages) s.from *= share, s.to *= share;
+    return c;
+}
+
 std::string describe(const Config& c) {
     std::string s(protocol_name(c.protocol));
     if (c.protocol == ProtocolKind::echo || c.protocol == ProtocolKind::upper) {
@@ -47,9 +64,14 @@ std::string describe(const Config& c) {
     s += std::to_string(c.connections) + (c.connections == 1 ? " connection" : " connections");
     if (c.reconnect) s += " (new per request)";
     s += ", pipeline " + std::to_string(c.pipeline);
-    s += c.rate > 0 ? ", open loop " + format_rate(c.rate) + " req/s" : ", closed loop";
+    if (!c.rate_stages.empty()) s += ", open loop " + c.rate_text + " req/s";
+    else s += c.rate > 0 ? ", open loop " + format_rate(c.rate) + " req/s" : ", closed loop";
     s += c.requests > 0 ? ", " + format_count(c.requests) + " requests" : ", " + format_seconds(c.duration_ns);
     if (c.warmup_ns > 0) s += " after " + format_seconds(c.warmup_ns) + " warm-up";
+    if (c.segment.count > 1) {
+        s += ", segment " + std::to_string(c.segment.index) + "/" + std::to_string(c.segment.count) + " (" +
+             std::to_string(segment_share(static_cast<uint64_t>(c.connections), c.segment)) + " connections)";
+    }
     return s;
 }
 

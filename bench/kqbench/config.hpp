@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kq/poller.hpp"
+#include "kqbench/load_shape.hpp"
 
 namespace kq::bench {
 
@@ -31,8 +32,12 @@ struct Config {
     int64_t warmup_ns = 0;               // after the connect ramp, before measuring
     int64_t timeout_ns = 2'000'000'000;  // per request and per connect attempt
     double rate = 0;                     // > 0: open loop, total requests per second over all connections
-    double connect_rate = 0;             // > 0: new connections per second during the ramp-up
-    bool reconnect = false;              // a new connection for every request
+    // Open loop with stages (--rate R@D,A-B@D): the profile, whose durations add up to duration_ns; rate
+    // then holds its peak. Empty: a constant `rate`.
+    std::vector<RateStage> rate_stages;
+    std::string rate_text;    // --rate as typed, for the description
+    double connect_rate = 0;  // > 0: new connections per second during the ramp-up
+    bool reconnect = false;   // a new connection for every request
     ProtocolKind protocol = ProtocolKind::echo;
     size_t size_min = 64, size_max = 64;  // echo/upper payload bytes, uniform in [min, max]
     std::string path = "/";               // http
@@ -50,6 +55,11 @@ struct Config {
     int server_pid = 0;  // > 0: report that process's CPU time per request
     Backend backend = Backend::automatic;
     uint64_t seed = 1;  // payloads and sizes are pseudo-random but repeatable
+    // connections, requests and the rates above are the whole load; this generator runs segment's share.
+    Segment segment;
+    // > 0: Unix time (CLOCK_REALTIME, s) of the first send. Every connection is made first, then the bench
+    // threads wait and are released together at that time.
+    double start_at = 0;
 };
 
 // Things that go wrong, counted per occurrence. connect_*: a connection attempt failed (counted over the
@@ -73,6 +83,12 @@ using ErrorCounts = std::array<uint64_t, kErrorKinds>;
 // The JSON key of each kind ("connect_refused", ...).
 std::string_view error_key(ErrorKind k);
 inline constexpr size_t index(ErrorKind k) { return static_cast<size_t>(k); }
+
+// The open-loop profile over the whole measured window: rate_stages, or one endless stage of `rate`
+// (empty in closed loop).
+std::vector<RateStage> rate_profile(const Config& c);
+// This generator's part of the load (--segment): its connections, requests and rates.
+Config segment_config(const Config& whole);
 
 // One line describing a configuration, e.g. "echo 64 B, 2 threads, 10 connections, pipeline 1, closed loop".
 std::string describe(const Config& c);

@@ -6,9 +6,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -23,6 +26,39 @@ namespace kq::bench {
 namespace {
 
 using Threads = std::vector<std::unique_ptr<BenchThread>>;
+
+// When the engine released the threads, on both clocks: the steady clock's times convert to Unix time.
+struct StartInfo {
+    double released = 0;  // Unix time, s
+    int64_t released_mono_ns = 0;
+};
+
+double epoch_now() {
+    timespec ts;
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+timespec epoch_timespec(double t) {
+    timespec ts;
+    ts.tv_sec = static_cast<time_t>(t);
+    ts.tv_nsec = std::clamp<long>(std::lround((t - static_cast<double>(ts.tv_sec)) * 1e9), 0, 999'999'999);
+    return ts;
+}
+
+StartReport start_report(double at, const StartInfo& info, const Stats& stats) {
+    StartReport r;
+    r.at = at;
+    r.released = info.released;
+    if (stats.first_send_ns != INT64_MAX) {
+        r.first_send = info.released + static_cast<double>(stats.first_send_ns - info.released_mono_ns) / 1e9;
+    } else {
+        r.first_send = info.released;  // nothing was sent: the release is the best bound
+    }
+    r.last_first_send = r.first_send;
+    r.max_skew_s = r.first_send - at;
+    return r;
+}
 
 void resolve(RunShared& s) {
     addrinfo hints{};
@@ -119,7 +155,7 @@ std::vector<ThreadPlan> make_plans(const Config& cfg) {
         p.first_conn = first;
         p.conns = c_count / t_count + (t < c_count % t_count ? 1 : 0);
         p.quota = cfg.requests / t64 + (static_cast<uint64_t>(t) < cfg.requests % t64 ? 1 : 0);
-        p.rate = cfg.rate * p.conns / c_count;
+        p.share = static_cast<double>(p.conns) / c_count;
         first += p.conns;
         plans.push_back(p);
     }
@@ -207,15 +243,75 @@ private:
     std::optional<uint64_t> cpu_start_;
 };
 
+// --start-at: waits until every bench thread has parked with its connections made, sleeps until the
+// start time on CLOCK_REALTIME (the clock that NTP or PTP keeps equal across the load hosts; an absolute
+// sleep also follows a clock step or slew that happens during the wait), then releases the threads
+// together. Returns false, with the threads released to leave, on an interrupt or abort before the start.
+bool await_start(RunShared& shared, size_t threads, const RunHooks& hooks, StartInfo& info) {
+    const Config& cfg = shared.cfg;
+    auto stopped = [&] { return shared.abort.load() || (hooks.interrupt != nullptr && hooks.interrupt->load()); };
+    bool all_parked = false;
+    {
+        std::unique_lock lock(shared.done_mu);
+        for (;;) {
+            all_parked = shared.parked == static_cast<int>(threads);
+            if (all_parked || stopped() || shared.running == 0) break;
+            shared.done_cv.wait_for(lock, std::chrono::milliseconds(100));  // also polls the interrupt
+        }
+    }
+    const timespec target = epoch_timespec(cfg.start_at);
+    for (timespec now{}; all_parked && !stopped();) {
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_sec > target.tv_sec || (now.tv_sec == target.tv_sec && now.tv_nsec >= target.tv_nsec)) break;
+        // In slices of at most 100 ms, so that Ctrl-C is seen; the last slice ends at the target itself.
+        timespec wake = now;
+        wake.tv_nsec += 100'000'000;
+        if (wake.tv_nsec >= 1'000'000'000) wake.tv_sec += 1, wake.tv_nsec -= 1'000'000'000;
+        if (wake.tv_sec > target.tv_sec || (wake.tv_sec == target.tv_sec && wake.tv_nsec > target.tv_nsec)) {
+            wake = target;
+        }
+        ::clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &wake, nullptr);
+    }
+    const bool go = all_parked && !stopped();
+    if (go) {
+        // Every thread is parked: these plain fields are published by the release store below.
+        const int64_t mono = now_ns();
+        info.released = epoch_now();
+        info.released_mono_ns = mono;
+        shared.ramp_end = mono;
+        shared.measure_start = mono + cfg.warmup_ns;
+        if (cfg.requests == 0) shared.stop_at.store(shared.measure_start + cfg.duration_ns);
+    } else {
+        shared.abort.store(true);
+    }
+    shared.released.store(true);
+    shared.released.notify_all();
+    return go;
+}
+
 // The measured window ends at the duration's end (or the interrupt), or at the last answer if later;
 // with --requests, at the last answer.
-Report build_report(const Config& cfg, RunShared& shared, const Threads& threads) {
+Report build_report(const Config& whole, const Config& cfg, RunShared& shared, const Threads& threads) {
     Report r;
-    r.config = config_to_json(cfg);
-    r.description = describe(cfg);
+    r.config = config_to_json(whole);
+    r.description = describe(whole);
     r.target = endpoint(cfg);
     r.open_loop = cfg.rate > 0;
     r.connections = cfg.connections;
+    r.segment = whole.segment;
+    r.intervals = shared.intervals->finish();
+    // Open loop: what the schedule offered in each interval (this generator's share of the profile).
+    const std::vector<RateStage> profile = rate_profile(cfg);
+    for (auto& iv : r.intervals) {
+        const int64_t from = static_cast<int64_t>(std::llround(iv["t"].get<double>() * 1e9));
+        // A --duration that is not whole seconds ends in a shorter interval.
+        const int64_t length = cfg.requests == 0 ? std::min(kIntervalNs, cfg.duration_ns - from) : kIntervalNs;
+        if (length > 0 && length < kIntervalNs) {
+            iv["per_s"] = iv["ok"].get<double>() / (static_cast<double>(length) / 1e9);
+            iv["seconds"] = static_cast<double>(length) / 1e9;
+        }
+        if (!profile.empty()) iv["offered"] = offered_between(profile, from, from + length);
+    }
     for (const auto& t : threads) r.stats.merge(t->stats());
     if (!r.open_loop) r.stats.latency_uncorrected = r.stats.latency;
     int64_t stop = shared.stop_at.load();
@@ -238,8 +334,14 @@ std::string unreachable_message(const Config& cfg, const RunShared& shared) {
 
 }  // namespace
 
-RunResult run_bench(const Config& cfg_in, const RunHooks& hooks) {
-    Config cfg = cfg_in;
+RunResult run_bench(const Config& whole_in, const RunHooks& hooks) {
+    Config whole = whole_in;
+    whole.threads = std::clamp(whole.threads, 1, std::max(whole.connections, 1));
+    if (!whole.rate_stages.empty()) {
+        whole.duration_ns = 0;
+        for (const RateStage& s : whole.rate_stages) whole.duration_ns += s.duration_ns;
+    }
+    Config cfg = segment_config(whole);
     cfg.threads = std::clamp(cfg.threads, 1, std::max(cfg.connections, 1));
     ensure_fd_limit(cfg);
     RunShared shared(cfg);
@@ -251,19 +353,29 @@ RunResult run_bench(const Config& cfg_in, const RunHooks& hooks) {
     for (const ThreadPlan& p : make_plans(cfg)) threads.push_back(std::make_unique<BenchThread>(shared, p));
 
     shared.t0 = now_ns();
-    int64_t ramp = cfg.connect_rate > 0 ? static_cast<int64_t>(cfg.connections / cfg.connect_rate * 1e9) : 0;
-    shared.ramp_end = shared.t0 + ramp;
-    shared.measure_start = shared.ramp_end + cfg.warmup_ns;
-    if (cfg.requests == 0) shared.stop_at.store(shared.measure_start + cfg.duration_ns);
+    shared.wait_for_start = cfg.start_at > 0;
+    if (shared.wait_for_start) {
+        shared.ramp_end = shared.measure_start = kNever;  // until the release
+    } else {
+        int64_t ramp = cfg.connect_rate > 0 ? static_cast<int64_t>(cfg.connections / cfg.connect_rate * 1e9) : 0;
+        shared.ramp_end = shared.t0 + ramp;
+        shared.measure_start = shared.ramp_end + cfg.warmup_ns;
+        if (cfg.requests == 0) shared.stop_at.store(shared.measure_start + cfg.duration_ns);
+    }
     shared.running = static_cast<int>(threads.size());
+    shared.intervals = std::make_unique<IntervalCollector>(static_cast<int>(threads.size()));
     for (auto& t : threads) t->start();
+    StartInfo start_info;
+    const bool started = !shared.wait_for_start || await_start(shared, threads.size(), hooks, start_info);
     Supervisor supervisor(shared, threads, hooks);
     supervisor.run();
     for (auto& t : threads) t->join();
     if (!shared.failure.empty()) throw std::runtime_error(shared.failure);
 
     RunResult result;
-    result.report = build_report(cfg, shared, threads);
+    result.report = build_report(whole, cfg, shared, threads);
+    if (shared.wait_for_start && started)
+        result.report.start = start_report(cfg.start_at, start_info, result.report.stats);
     if (auto start = supervisor.cpu_start()) {
         if (auto end = process_cpu_us(cfg.server_pid)) result.report.server = ServerCpu{cfg.server_pid, *end - *start};
     }

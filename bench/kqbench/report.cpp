@@ -2,7 +2,10 @@
 // merge of reports: counts and histogram buckets add, so merged percentiles are those of all samples.
 #include "kqbench/report.hpp"
 
+#include "kqbench/interval_series.hpp"
+
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace kq::bench {
@@ -71,6 +74,14 @@ Report parse(const json& j) {
         r.stats.misses = kv.at("misses");
     }
     if (j.contains("server")) r.server = ServerCpu{j["server"].at("pid"), j["server"].at("cpu_us")};
+    if (j.contains("start")) {
+        const json& st = j["start"];
+        r.start = StartReport{st.at("at"), st.at("released"), st.at("first_send"), st.at("last_first_send"),
+                              st.at("max_skew_ms").get<double>() / 1e3};
+    }
+    if (j.contains("intervals")) r.intervals = j["intervals"];
+    if (j.contains("segment")) r.segment = Segment{j["segment"].at("index"), j["segment"].at("count")};
+    if (j.contains("merge")) r.run_p99_us = j["merge"].at("p99_us_per_run").get<std::vector<uint64_t>>();
     return r;
 }
 
@@ -93,6 +104,7 @@ void Stats::merge(const Stats& o) {
     latency.merge(o.latency);
     latency_uncorrected.merge(o.latency_uncorrected);
     last_done_ns = std::max(last_done_ns, o.last_done_ns);
+    first_send_ns = std::min(first_send_ns, o.first_send_ns);
 }
 
 uint64_t Stats::error_total() const {
@@ -118,6 +130,17 @@ json config_to_json(const Config& c) {
         {"reconnect", c.reconnect},
         {"backend", std::string(backend_name(c.backend))},
     };
+    if (!c.rate_stages.empty()) {
+        json stages = json::array();
+        for (const RateStage& s : c.rate_stages) {
+            stages.push_back(
+                {{"from", s.from}, {"to", s.to}, {"duration_s", static_cast<double>(s.duration_ns) / 1e9}});
+        }
+        j["rate"] = c.rate_text;
+        j["rate_stages"] = stages;
+    }
+    if (c.segment.count > 1) j["segments"] = c.segment.count;
+    if (c.start_at > 0) j["start_at"] = c.start_at;
     if (c.protocol == ProtocolKind::echo || c.protocol == ProtocolKind::upper) {
         j["size_min"] = c.size_min;
         j["size_max"] = c.size_max;
@@ -167,6 +190,18 @@ json to_json(const Report& r) {
         double per_request = s.ok > 0 ? static_cast<double>(r.server->cpu_us) / static_cast<double>(s.ok) : 0;
         j["server"] = {{"pid", r.server->pid}, {"cpu_us", r.server->cpu_us}, {"cpu_us_per_request", per_request}};
     }
+    if (r.intervals.is_array()) j["intervals"] = r.intervals;
+    if (r.segment.count > 1) j["segment"] = {{"index", r.segment.index}, {"count", r.segment.count}};
+    if (r.start) {
+        const StartReport& st = *r.start;
+        j["start"] = {{"at", st.at},
+                      {"released", st.released},
+                      {"first_send", st.first_send},
+                      {"last_first_send", st.last_first_send},
+                      {"max_skew_ms", st.max_skew_s * 1e3},
+                      {"spread_ms", (st.last_first_send - st.first_send) * 1e3}};
+    }
+    if (!r.run_p99_us.empty()) j["merge"] = {{"p99_us_per_run", r.run_p99_us}, {"p99_us_averaged", averaged_p99(r)}};
     return j;
 }
 
@@ -178,9 +213,76 @@ Report report_from_json(const json& j) {
     }
 }
 
+double averaged_p99(const Report& r) {
+    if (r.run_p99_us.empty()) return 0;
+    double sum = 0;
+    for (uint64_t p : r.run_p99_us) sum += static_cast<double>(p);
+    return sum / static_cast<double>(r.run_p99_us.size());
+}
+
+namespace {
+
+// The start of several generators: the earliest and latest first sends, the largest skew from --start-at.
+std::optional<StartReport> merge_starts(const std::vector<Report>& runs) {
+    std::optional<StartReport> m;
+    for (const Report& r : runs) {
+        if (!r.start) continue;
+        if (!m) {
+            m = r.start;
+            continue;
+        }
+        m->at = std::min(m->at, r.start->at);
+        m->released = std::min(m->released, r.start->released);
+        m->first_send = std::min(m->first_send, r.start->first_send);
+        m->last_first_send = std::max(m->last_first_send, r.start->last_first_send);
+        if (std::abs(r.start->max_skew_s) > std::abs(m->max_skew_s)) m->max_skew_s = r.start->max_skew_s;
+    }
+    return m;
+}
+
+// Interval i of every run (they started together with --start-at): counts and histograms add.
+json merge_intervals(const std::vector<Report>& runs) {
+    size_t n = 0;
+    for (const Report& r : runs) {
+        if (!r.intervals.is_array()) return nullptr;
+        n = std::max(n, r.intervals.size());
+    }
+    json out = json::array();
+    for (size_t i = 0; i < n; ++i) {
+        Histogram h;
+        uint64_t ok = 0, failed = 0;
+        double offered = 0, seconds = 1;
+        bool has_offered = false;
+        for (const Report& r : runs) {
+            if (i >= r.intervals.size()) continue;
+            const json& iv = r.intervals[i];
+            ok += iv.at("ok").get<uint64_t>();
+            failed += iv.at("failed").get<uint64_t>();
+            h.merge(Histogram::from_json(iv.at("histogram")));
+            if (iv.contains("offered")) offered += iv["offered"].get<double>(), has_offered = true;
+            if (iv.contains("seconds")) seconds = iv["seconds"];
+        }
+        json iv = interval_json(static_cast<int64_t>(i), ok, failed, h);
+        if (has_offered) iv["offered"] = offered;
+        if (seconds < 1) iv["seconds"] = seconds, iv["per_s"] = static_cast<double>(ok) / seconds;
+        out.push_back(std::move(iv));
+    }
+    return out;
+}
+
+}  // namespace
+
 Report merge_reports(const std::vector<Report>& runs) {
     if (runs.empty()) throw std::invalid_argument("nothing to merge");
     Report m = runs.front();
+    m.run_p99_us.clear();
+    for (const Report& r : runs) {
+        if (r.run_p99_us.empty()) m.run_p99_us.push_back(r.stats.latency.value_at_percentile(99));
+        else m.run_p99_us.insert(m.run_p99_us.end(), r.run_p99_us.begin(), r.run_p99_us.end());
+    }
+    m.start = merge_starts(runs);
+    m.intervals = merge_intervals(runs);
+    m.segment = Segment{};
     int with_server = m.server ? 1 : 0;
     bool same_config = true, same_target = true;
     for (size_t i = 1; i < runs.size(); ++i) {
@@ -203,6 +305,8 @@ Report merge_reports(const std::vector<Report>& runs) {
     constexpr std::string_view kMerged = " runs merged: ";
     if (size_t at = base.find(kMerged); runs.front().runs > 1 && at != std::string::npos)
         base.erase(0, at + kMerged.size());
+    // The segments of one load: the description of the whole, without the first one's segment.
+    if (size_t at = base.find(", segment "); at != std::string::npos) base.erase(at);
     m.description =
         std::to_string(m.runs) + std::string(kMerged) + (same_config ? base : std::string("different settings"));
     if (!same_config) m.config = nullptr;

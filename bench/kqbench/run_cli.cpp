@@ -93,6 +93,10 @@ int run_main(int argc, char** argv) {
         std::cerr << "kqbench: " << result.error << "\n";
         return 1;
     }
+    if (opt.cfg.start_at > 0 && !result.report.start) {
+        std::cerr << "kqbench: interrupted before --start-at: nothing was sent\n";
+        return 0;
+    }
     print_report(result.report);
     if (!opt.json_path.empty() && !write_json(opt.json_path, result.report)) return 1;
     return 0;

@@ -59,6 +59,20 @@ uint64_t count_at_or_below(const Histogram& h, uint64_t value) {
     return n;
 }
 
+std::string start_line(const Report& r) {
+    const StartReport& st = *r.start;
+    char buf[200];
+    if (r.runs > 1) {
+        std::snprintf(buf, sizeof buf,
+                      "first sends of the %d runs %.3f ms apart; start skew vs --start-at %+.3f ms (the largest)",
+                      r.runs, (st.last_first_send - st.first_send) * 1e3, st.max_skew_s * 1e3);
+    } else {
+        std::snprintf(buf, sizeof buf, "first send at %.6f: start skew vs --start-at %.6f %+.3f ms (released %+.3f ms)",
+                      st.first_send, st.at, st.max_skew_s * 1e3, (st.released - st.at) * 1e3);
+    }
+    return buf;
+}
+
 }  // namespace
 
 void print_summary(std::ostream& out, const Report& r) {
@@ -73,6 +87,12 @@ void print_summary(std::ostream& out, const Report& r) {
     } else {
         out << "  latency      " << latency_line(s.latency) << "\n";
     }
+    if (r.runs > 1 && !r.run_p99_us.empty() && s.latency.count() > 0) {
+        out << "  p99          " << format_latency_us(static_cast<double>(s.latency.value_at_percentile(99)))
+            << " over all samples; averaging the " << r.run_p99_us.size() << " runs' p99s would claim "
+            << format_latency_us(averaged_p99(r)) << "\n";
+    }
+    if (r.start) out << "  start        " << start_line(r) << "\n";
     out << "  connections  " << format_count(static_cast<uint64_t>(r.connections)) << " requested, "
         << format_count(s.established) << " established, " << format_count(s.connects) << " connects\n";
     if (s.sets + s.hits + s.misses > 0) {

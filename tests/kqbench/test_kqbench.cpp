@@ -280,4 +280,35 @@ TEST(kqbench_engine, InterruptEndsTheRunWithAReport) {
     EXPECT_EQ(r.report.stats.sent, r.report.stats.ok + r.report.stats.failed);
 }
 
+// Steps of 300/s then 600/s for a second each, open loop: the schedule offers exactly their integral
+// (give or take a slot per thread), the per-second series shows each step's rate answered and offered,
+// and its answers add up to the run's.
+TEST(kqbench_engine, RateStagesOfferTheirIntegralSecondBySecond) {
+    RunningServer srv(make_builtin_protocol("echo"));
+    Config c = config_for(srv.port());
+    c.rate_stages = {{300, 300, 1'000'000'000}, {600, 600, 1'000'000'000}};
+    c.rate = 600;
+    c.rate_text = "300@1s,600@1s";
+    RunResult r = run_bench(c);
+    srv.stop();
+    ASSERT_FALSE(r.unreachable) << r.error;
+    const Stats& s = r.report.stats;
+    EXPECT_NEAR(static_cast<double>(s.sent + s.unsent), 900, 2);
+    EXPECT_EQ(s.failed, 0u);
+    const auto& iv = r.report.intervals;
+    ASSERT_GE(iv.size(), 2u) << iv.dump();
+    EXPECT_NEAR(iv[0]["offered"].get<double>(), 300, 1e-6);
+    EXPECT_NEAR(iv[1]["offered"].get<double>(), 600, 1e-6);
+    // Answers count in the second they arrive: a few cross a boundary on a loaded machine.
+    EXPECT_NEAR(iv[0]["ok"].get<double>(), 300, 30) << iv.dump();
+    EXPECT_NEAR(iv[1]["ok"].get<double>(), 600, 30);
+    uint64_t ok = 0;
+    for (const auto& i : iv) {
+        ok += i["ok"].get<uint64_t>();
+        EXPECT_LE(i["p50_us"].get<uint64_t>(), i["p99_us"].get<uint64_t>());
+    }
+    EXPECT_EQ(ok, s.ok);
+    EXPECT_EQ(r.report.config["rate"], "300@1s,600@1s");
+}
+
 }  // namespace

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "kqbench/codec.hpp"
+#include "kqbench/interval_series.hpp"
 #include "kqbench/proc_cpu.hpp"
 #include "kqbench/report.hpp"
 #include "kqbench/units.hpp"
@@ -224,6 +225,34 @@ TEST(kqbench_report, MergeEqualsTheCombinedHistogram) {
     Report left = merge_reports({m, a}), right = merge_reports({a, merge_reports({b, a})});
     EXPECT_EQ(left.stats.latency.to_json(), right.stats.latency.to_json());
     EXPECT_EQ(left.runs, 3);
+}
+
+// Two threads hand over seconds at their own pace: a second is summed up only once both have passed it,
+// a second with no figures between two others is filled in empty, and the histograms add.
+TEST(kqbench_units, IntervalCollectorSumsSecondsOnceEveryThreadPassedThem) {
+    IntervalCollector c(2);
+    IntervalAcc a;
+    a.ok = 3;
+    for (uint64_t us : {100, 200, 300}) a.latency.record(us);
+    c.hand_over(0, 0, a, 1);  // thread 0 is done with second 0; thread 1 is not
+    IntervalAcc b;
+    b.ok = 1;
+    b.failed = 2;
+    b.latency.record(10'000);
+    c.hand_over(1, 0, b, 2);  // thread 1 moves on to second 2: nothing in second 1
+    c.hand_over(0, 3, a, INT64_MAX);
+    c.hand_over(1, -1, IntervalAcc{}, INT64_MAX);
+    const nlohmann::json series = c.finish();
+    ASSERT_EQ(series.size(), 4u) << series.dump();
+    EXPECT_EQ(series[0]["ok"], 4);
+    EXPECT_EQ(series[0]["failed"], 2);
+    EXPECT_EQ(series[0]["max_us"], 10'000);
+    EXPECT_EQ(series[0]["p50_us"], 200);
+    EXPECT_EQ(Histogram::from_json(series[0]["histogram"]).count(), 4u);
+    EXPECT_EQ(series[1]["ok"], 0);
+    EXPECT_EQ(series[2]["ok"], 0);
+    EXPECT_EQ(series[3]["ok"], 3);
+    EXPECT_EQ(series[3]["t"], 3.0);
 }
 
 }  // namespace
