@@ -69,6 +69,10 @@ void add_model_flags(CLI::App& app, AppOptions& o) {
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off")
         ->check(one_of({std::begin(kLogLevels), std::end(kLogLevels)}))
         ->capture_default_str();
+    app.add_option("--log-format", o.log_format,
+                   "Log lines on stderr: text, or json (one object per line: time, level, thread, message)")
+        ->check(one_of({std::begin(kLogFormats), std::end(kLogFormats)}))
+        ->capture_default_str();
 }
 
 void add_limit_flags(CLI::App& app, AppOptions& o) {

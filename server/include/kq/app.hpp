@@ -36,6 +36,7 @@ struct AppOptions {
     std::string defer_accept = "auto";
     int defer_accept_auto_s = 0;  // what --defer-accept auto means: 0, or 1 where clients speak first (HTTP)
     std::string log_level = "info";
+    std::string log_format = "text";                                                 // text | json (kq/log.hpp)
     int metrics_port = -1;                                                           // -1 = no metrics endpoint
     double idle_timeout = 60, request_timeout = 10, drain_timeout = 10, linger = 2;  // seconds
     double drain_delay = 0;  // seconds of serving on after the first stop signal, /ready already 503
@@ -43,8 +44,9 @@ struct AppOptions {
 };
 
 // Adds the shared flags to app: --host --port --workers --backend --dispatch --handoff --accept --batch
-// --defer-accept --backlog --tcp-nodelay --metrics-port --log-level --max-connections --idle-timeout
-// --request-timeout (also --header-timeout) --drain-timeout --drain-delay --linger --high-water --low-water.
+// --defer-accept --backlog --tcp-nodelay --metrics-port --log-level --log-format --max-connections
+// --idle-timeout --request-timeout (also --header-timeout) --drain-timeout --drain-delay --linger
+// --high-water --low-water.
 void add_server_flags(CLI::App& app, AppOptions& o);
 
 // After app.parse(): the checks that span flags, and the strings and seconds turned into o.server.
@@ -65,7 +67,7 @@ struct ServeHooks {
     std::function<void(Server&)> after_stop;
 };
 
-// Sets up logging (--log-level, to stderr), blocks the signals, builds the Server (on the listening
+// Sets up logging (--log-level and --log-format, to stderr), blocks the signals, builds the Server (on the listening
 // socket handed in by socket activation when LISTEN_FDS/LISTEN_PID name this process, and the metrics
 // endpoint on the one named "metrics" by LISTEN_FDNAMES, if any), starts the metrics endpoint if asked,
 // prints "listening HOST:PORT" (and "metrics HOST:PORT") on stdout, logs one start line, notifies
