@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "config_file.hpp"
 #include "kq/app.hpp"
 #include "kq/cli_checks.hpp"
 #include "kq/log.hpp"
@@ -14,6 +15,8 @@ namespace {
 // The largest --max-connections: far above any fd limit, and small enough that splitting it over the
 // workers (--accept reuseport) cannot overflow.
 constexpr uint64_t kMaxConnections = uint64_t{1} << 30;
+// The longest flag error printed, values quoted in it included.
+constexpr size_t kMaxErrorLine = 400;
 
 CLI::IsMember one_of(std::vector<std::string> names) { return CLI::IsMember(std::move(names)); }
 
@@ -146,6 +149,8 @@ int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o) {
         o.program = name.substr(name.find_last_of('/') + 1);
     }
     add_server_flags(app, o);
+    ConfigFile config;
+    add_config_flag(app, config);
     if (app.get_footer().empty()) {
         app.footer(
             "Signals: SIGTERM, SIGINT and SIGQUIT stop gracefully: /ready turns 503, --drain-delay, then the drain\n"
@@ -160,7 +165,10 @@ int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o) {
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << o.program << ": " << e.what() << " (see --help)\n";
+        // A value pasted by mistake (a whole file, from --config) must not make the one line unreadable.
+        std::string what = e.what();
+        if (what.size() > kMaxErrorLine) what = what.substr(0, kMaxErrorLine) + "...";
+        std::cerr << o.program << ": " << what << config_origin(app, config, e.what(), argc, argv) << " (see --help)\n";
         return 2;
     }
     if (std::string err = apply_server_flags(o); !err.empty()) {

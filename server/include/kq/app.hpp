@@ -53,7 +53,8 @@ void add_server_flags(CLI::App& app, AppOptions& o);
 // "" or the error line (without the program name).
 std::string apply_server_flags(AppOptions& o);
 
-// add_server_flags, the signals' and exit statuses' footer, app.parse and apply_server_flags. Returns -1
+// add_server_flags, --config FILE (every flag of app, the program's own included, from a TOML file;
+// the command line wins), the signals' and exit statuses' footer, app.parse and apply_server_flags. Returns -1
 // to go on, or the exit status to return at once: 0 after --help, 2 after one line on stderr naming
 // the bad flag. The program name is taken from argv[0]'s last component. On -1 it has also blocked the
 // signals serve() takes, in the calling thread: threads started from then on (a protocol's pool, built
