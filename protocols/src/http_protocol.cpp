@@ -68,7 +68,9 @@ public:
 
 private:
     void route(const http::RequestHead& head);
-    size_t respond(std::string& out, bool keep_alive);
+    void respond(std::string& out, bool keep_alive);
+    // The body's length of respond()'s answer (0 for HEAD), for the access log.
+    uint64_t routed_bytes() const;
     bool send_owed(std::string& out, Conn& reply);
     // The answer to the current request, to the access log; only called when there is one.
     void log_answer(std::string_view start, int status, uint64_t bytes);
@@ -107,8 +109,8 @@ void HttpSession::route(const http::RequestHead& head) {
 
 // Appends the answer to the request just read. A /bytes/N body of up to one piece is built in out with
 // it; a longer one is not built at all: out gets the head (its Content-Length says N), and body_left_
-// tells send_owed() to stream the body after it. Returns the body's length (0 for HEAD).
-size_t HttpSession::respond(std::string& out, bool keep_alive) {
+// tells send_owed() to stream the body after it.
+void HttpSession::respond(std::string& out, bool keep_alive) {
     http::Response r;
     r.status = status_;
     r.keep_alive = keep_alive;
@@ -120,11 +122,13 @@ size_t HttpSession::respond(std::string& out, bool keep_alive) {
         r.body = status_ == 200 ? http::kRootBody : http::error_body(status_);
     }
     r.allow_header = status_ == 405;
-    // r.head is set for HEAD (no body: body_left_ is 0, as no answer starts while a body streams) and
-    // for a body streamed after the head (body_left_ is all of it).
-    const size_t body = r.head ? body_left_ : (use_fill_ ? fill_ : r.body.size());
     http::append_response(out, r);
-    return body;
+}
+
+uint64_t HttpSession::routed_bytes() const {
+    if (reader_.head().method == http::Method::head) return 0;
+    if (use_fill_) return fill_;
+    return status_ == 200 ? http::kRootBody.size() : http::error_body(status_).size();
 }
 
 void HttpSession::log_answer(std::string_view start, int status, uint64_t bytes) {
@@ -172,9 +176,9 @@ size_t HttpSession::on_data(std::span<char> bytes, Conn& reply) {
             if (reader_.head().expect_continue) {
                 if (status_ != 200) {
                     // RFC 9110 10.1.1: the final answer instead of 100, and the content is not read.
-                    const size_t body = respond(out, false);
+                    respond(out, false);
                     if (access_) [[unlikely]]
-                        log_answer(start, status_, body);
+                        log_answer(start, status_, routed_bytes());
                     ++answered;
                     close = true;
                 } else {
@@ -183,9 +187,9 @@ size_t HttpSession::on_data(std::span<char> bytes, Conn& reply) {
             }
         } else if (event == http::RequestReader::Event::message) {
             const bool keep_alive = reader_.head().keep_alive;
-            const size_t body = respond(out, keep_alive);
+            respond(out, keep_alive);
             if (access_) [[unlikely]]
-                log_answer(start, status_, body);
+                log_answer(start, status_, routed_bytes());
             ++answered;
             if (!keep_alive) close = true, clean_close_ = in.empty();
             // A body to stream, or a piece's worth of answers: out they go, and a congested output stops
