@@ -22,26 +22,6 @@ using namespace kq::test;
 
 namespace {
 
-// A directory of its own for each test's files, removed with everything in it.
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/kq_config_XXXXXX";
-        if (::mkdtemp(tmpl) == nullptr) throw std::system_error(errno, std::system_category(), "mkdtemp");
-        path_ = tmpl;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-    std::string write(const std::string& name, const std::string& text) const {
-        const std::string p = path_ + "/" + name;
-        std::ofstream(p, std::ios::binary) << text;
-        return p;
-    }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
 struct Exit {
     int status = -1;  // waitpid status, -1 if still running after the wait
     std::string err;
