@@ -1,8 +1,10 @@
 // What kqserver writes about itself and its clients: --log-format json (every stderr line one JSON object
 // that parses, whatever bytes a message holds) and --access-log (one Common Log Format line per answered
 // request, hostile request-lines escaped so that they cannot forge or break a line).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -174,6 +176,54 @@ TEST(AccessLog, OneEscapedCommonLogFormatLinePerAnswer) {
         if (!r.bytes.empty()) EXPECT_EQ(m[3], r.bytes) << lines[i];
         else EXPECT_NE(m[3], "-") << "an error answer has a body: " << lines[i];
     }
+}
+
+// A log that cannot be written (a FIFO nobody reads: the writer thread blocks in write() once the pipe
+// is full, as on a stalled disk) must not stall the worker: every request is still answered, the lines
+// the queue cannot hold are dropped and counted, and once the FIFO is read again the server exits 0.
+TEST(AccessLog, AStalledLogNeverStallsTheWorker) {
+    TempDir dir;
+    const std::string fifo = dir.path() + "/fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    UniqueFd reader(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));  // so the server's open returns
+    ASSERT_TRUE(reader);
+    ServerProcess p({"--protocol", "http", "--workers", "1", "--port", "0", "--access-log", fifo});
+    constexpr int kRounds = 200, kPipelined = 100;  // 20,000 lines: far more than pipe and queue hold
+    std::string batch;
+    for (int i = 0; i < kPipelined; ++i) batch += "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    UniqueFd c = connect_with_read_timeout(p.port());  // a worker blocked on the log fails the reads
+    for (int round = 0; round < kRounds; ++round) {
+        send_all(c.get(), batch);
+        std::string got;
+        while (count(got, "HTTP/1.1 200") < kPipelined || !got.ends_with("kqserver\n")) {
+            char buf[65536];
+            const ssize_t n = ::recv(c.get(), buf, sizeof buf, 0);
+            ASSERT_GT(n, 0) << "round " << round << ": no answer (the worker is stalled?)";
+            got.append(buf, static_cast<size_t>(n));
+        }
+    }
+    c.reset();
+    ASSERT_EQ(::kill(p.pid(), SIGTERM), 0);
+    // The server writes what its queue still holds before it exits: read the FIFO to its end (EOF once
+    // the server has exited and closed it).
+    std::string text;
+    for (;;) {
+        pollfd pfd{reader.get(), POLLIN, 0};
+        ASSERT_GT(::poll(&pfd, 1, 20'000), 0) << "the server did not finish writing its log";
+        char buf[65536];
+        const ssize_t n = ::read(reader.get(), buf, sizeof buf);
+        if (n == 0) break;
+        if (n > 0) text.append(buf, static_cast<size_t>(n));
+    }
+    const int st = p.wait_exit(20'000);
+    ASSERT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << " " << p.log();
+    const size_t lines = count(text, "\n");
+    const int64_t dropped = summary_value(p.log(), "access log: ");
+    EXPECT_LT(lines, static_cast<size_t>(kRounds * kPipelined)) << "nothing was dropped: the test stalled nothing";
+    EXPECT_GT(dropped, 0) << p.log();
+    // Dropped counts every message lost, the writer's flush requests among them.
+    EXPECT_GE(static_cast<int64_t>(lines) + dropped, kRounds * kPipelined) << lines << " + " << dropped;
+    for (const std::string& line : lines_of(text)) ASSERT_TRUE(std::regex_match(line, kCommonLogLine)) << line;
 }
 
 // "-" is stdout: the lines follow the "listening" line there.
