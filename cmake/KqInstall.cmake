@@ -74,6 +74,11 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/kqserverConfig.cmake ${CMAKE_CURRENT_B
 
 # The handler API guide and the example protocol, for users of the installed package.
 install(FILES docs/handler-api.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The configuration example (--config): documentation, under share/doc and not etc/. No binary reads a
+# configuration file unless --config names it, so a file under etc/ would look in force and not be;
+# and a package must not overwrite an administrator's edited file there at each upgrade. Debian puts
+# such examples under /usr/share/doc/PACKAGE; the administrator copies it to /etc/kqserver/.
+install(FILES deploy/kqserver.toml DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples REGEX "/build[^/]*$" EXCLUDE)
 
 # The systemd units (deploy/systemd). The build tree keeps a copy configured for the configured prefix

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "access_log.hpp"
 #include "http_request.hpp"
 #include "http_response.hpp"
 #include "kq/http.hpp"
@@ -33,9 +34,24 @@ void append_error(std::string& out, int status, bool head_only) {
     http::append_response(out, r);
 }
 
+// The request-line to log: the one kept at its head event, else the head's bytes so far (a request
+// refused before its head was complete, or with it): those held by the reader, or those at `start`.
+std::string_view logged_line(const std::string& kept, const http::RequestReader& reader, std::string_view start) {
+    if (!kept.empty()) return kept;
+    const std::string_view held = reader.held_head();
+    return request_line_of(held.empty() ? start : held);
+}
+
+// With --access-log, what a session keeps to log its requests: allocated at open() only then.
+struct AccessState {
+    std::string peer;  // the client's address, without its port
+    std::string line;  // the current request's request-line, from its head event until it is logged
+};
+
 class HttpSession final : public Session {
 public:
-    explicit HttpSession(const HttpOptions& opt) : opt_(opt), reader_({opt.max_header, opt.max_body}) {}
+    HttpSession(const HttpOptions& opt, std::unique_ptr<AccessState> access)
+        : opt_(opt), reader_({opt.max_header, opt.max_body}), access_(std::move(access)) {}
 
     size_t on_data(std::span<char> bytes, Conn& reply) override;
     // The output drained below low water: the body still owed goes on, then the held requests (or the
@@ -53,7 +69,11 @@ public:
 private:
     void route(const http::RequestHead& head);
     void respond(std::string& out, bool keep_alive);
+    // The body's length of respond()'s answer (0 for HEAD), for the access log.
+    uint64_t routed_bytes() const;
     bool send_owed(std::string& out, Conn& reply);
+    // The answer to the current request, to the access log; only called when there is one.
+    void log_answer(std::string_view start, int status, uint64_t bytes);
 
     const HttpOptions& opt_;
     http::RequestReader reader_;
@@ -62,8 +82,9 @@ private:
     int status_ = 0;         // the answer to the request being read, decided with its head
     bool use_fill_ = false;  // the answer is /bytes/N's
     bool clean_close_ = false;
-    bool paused_ = false;            // reading paused until the output drains (on_drained resumes it)
-    bool close_after_body_ = false;  // the streaming answer said Connection: close: close once it is out
+    bool paused_ = false;                  // reading paused until the output drains (on_drained resumes it)
+    bool close_after_body_ = false;        // the streaming answer said Connection: close: close once it is out
+    std::unique_ptr<AccessState> access_;  // nullptr: no access log
 };
 
 // Decides the answer to a request from its head, while its path is still valid: status_, and fill_ for
@@ -104,6 +125,19 @@ void HttpSession::respond(std::string& out, bool keep_alive) {
     http::append_response(out, r);
 }
 
+uint64_t HttpSession::routed_bytes() const {
+    if (reader_.head().method == http::Method::head) return 0;
+    if (use_fill_) return fill_;
+    return status_ == 200 ? http::kRootBody.size() : http::error_body(status_).size();
+}
+
+void HttpSession::log_answer(std::string_view start, int status, uint64_t bytes) {
+    thread_local std::string line;  // one per worker, kept: no allocation per request once it is grown
+    common_log_line(line, access_->peer, logged_line(access_->line, reader_, start), status, bytes);
+    opt_.access_log->write(line);
+    access_->line.clear();
+}
+
 // Sends the answers gathered in out, then the streamed body still owed in pieces while the output is not
 // congested. True once the body is out (or there was none).
 bool HttpSession::send_owed(std::string& out, Conn& reply) {
@@ -132,14 +166,19 @@ size_t HttpSession::on_data(std::span<char> bytes, Conn& reply) {
     bool close = false;  // the last answer says close
     bool wait = false;   // the output is congested (or a body still streams): answer nothing more for now
     while (!close && !wait) {
+        const std::string_view start = in;  // where a new head begins
         const auto event = reader_.next(in);
         if (event == http::RequestReader::Event::need_more) break;
         if (event == http::RequestReader::Event::head) {
             route(reader_.head());
+            if (access_) [[unlikely]]
+                access_->line.assign(logged_line({}, reader_, start));
             if (reader_.head().expect_continue) {
                 if (status_ != 200) {
                     // RFC 9110 10.1.1: the final answer instead of 100, and the content is not read.
                     respond(out, false);
+                    if (access_) [[unlikely]]
+                        log_answer(start, status_, routed_bytes());
                     ++answered;
                     close = true;
                 } else {
@@ -149,13 +188,18 @@ size_t HttpSession::on_data(std::span<char> bytes, Conn& reply) {
         } else if (event == http::RequestReader::Event::message) {
             const bool keep_alive = reader_.head().keep_alive;
             respond(out, keep_alive);
+            if (access_) [[unlikely]]
+                log_answer(start, status_, routed_bytes());
             ++answered;
             if (!keep_alive) close = true, clean_close_ = in.empty();
             // A body to stream, or a piece's worth of answers: out they go, and a congested output stops
             // the answering here, at a request boundary, until it drains.
             if (body_left_ > 0 || out.size() >= kPiece) wait = !send_owed(out, reply) || reply.congested();
         } else {  // error
-            append_error(out, reader_.status(), reader_.head().method == http::Method::head);
+            const bool head_only = reader_.head().method == http::Method::head;
+            append_error(out, reader_.status(), head_only);
+            if (access_) [[unlikely]]
+                log_answer(start, reader_.status(), head_only ? 0 : http::error_body(reader_.status()).size());
             ++answered;  // an error answer is an answered request too
             close = true;
         }
@@ -190,7 +234,9 @@ void HttpSession::on_drained(Conn& reply) {
 // The request time-out, outside any on_data call: 408 and close.
 void HttpSession::on_request_timeout(Conn& reply) {
     std::string out;
-    append_error(out, 408, reader_.head().method == http::Method::head);
+    const bool head_only = reader_.head().method == http::Method::head;
+    append_error(out, 408, head_only);
+    if (access_) log_answer({}, 408, head_only ? 0 : http::error_body(408).size());
     reply.send(std::string_view(out));
     reply.count_requests();
     reply.close();
@@ -200,7 +246,11 @@ class HttpProtocol final : public Protocol {
 public:
     explicit HttpProtocol(const HttpOptions& opt) : opt_(opt) {}
     std::string_view name() const override { return "http"; }
-    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<HttpSession>(opt_); }
+    std::unique_ptr<Session> open(Conn& conn) override {
+        std::unique_ptr<AccessState> access;
+        if (opt_.access_log) access = std::make_unique<AccessState>(AccessState{peer_host(conn.peer()), {}});
+        return std::make_unique<HttpSession>(opt_, std::move(access));
+    }
 
 private:
     HttpOptions opt_;

@@ -176,6 +176,10 @@ public:
     // From the first byte of a request (an empty line before it included) until its last.
     bool mid_request() const { return phase_ != Phase::idle || partial_; }
     uint64_t body_bytes() const { return body_; }  // content bytes of the current request so far
+    // The bytes of a head that began in an earlier read (kept across reads, and after its head or error
+    // event until the next call), for an access log's request-line; empty when the head (or the part
+    // refused) lay whole in the bytes the last next() was given, which then began with it.
+    std::string_view held_head() const { return buffer_ ? std::string_view(buffer_->bytes) : std::string_view(); }
 
 private:
     enum class Phase : uint8_t { idle, head_done, length, chunked, failed };

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "config_file.hpp"
 #include "kq/app.hpp"
 #include "kq/cli_checks.hpp"
 #include "kq/log.hpp"
@@ -16,6 +17,8 @@ namespace {
 // The largest --max-connections: far above any fd limit, and small enough that splitting it over the
 // workers (--accept reuseport) cannot overflow.
 constexpr uint64_t kMaxConnections = uint64_t{1} << 30;
+// The longest flag error printed, values quoted in it included.
+constexpr size_t kMaxErrorLine = 400;
 
 CLI::IsMember one_of(std::vector<std::string> names) { return CLI::IsMember(std::move(names)); }
 
@@ -70,6 +73,10 @@ void add_model_flags(CLI::App& app, AppOptions& o) {
         ->check(whole_number_check(0, 65535));
     app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error|off")
         ->check(one_of({std::begin(kLogLevels), std::end(kLogLevels)}))
+        ->capture_default_str();
+    app.add_option("--log-format", o.log_format,
+                   "Log lines on stderr: text, or json (one object per line: time, level, thread, message)")
+        ->check(one_of({std::begin(kLogFormats), std::end(kLogFormats)}))
         ->capture_default_str();
 }
 
@@ -161,6 +168,8 @@ int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o) {
         o.exe = executable_path(argv[0]);
     }
     add_server_flags(app, o);
+    ConfigFile config;
+    add_config_flag(app, config);
     if (app.get_footer().empty()) {
         app.footer(
             "Signals: SIGTERM, SIGINT and SIGQUIT stop gracefully: /ready turns 503, --drain-delay, then the drain\n"
@@ -177,7 +186,10 @@ int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o) {
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << o.program << ": " << e.what() << " (see --help)\n";
+        // A value pasted by mistake (a whole file, from --config) must not make the one line unreadable.
+        std::string what = e.what();
+        if (what.size() > kMaxErrorLine) what = what.substr(0, kMaxErrorLine) + "...";
+        std::cerr << o.program << ": " << what << config_origin(app, config, e.what(), argc, argv) << " (see --help)\n";
         return 2;
     }
     if (std::string err = apply_server_flags(o); !err.empty()) {

@@ -3,6 +3,7 @@
 #include "flags.hpp"
 
 #include <CLI/CLI.hpp>
+#include <iostream>
 
 #include "kq/cli_checks.hpp"
 #include "kq/protocols.hpp"
@@ -47,6 +48,12 @@ void add_protocol_flags(CLI::App& app, Options& o) {
     app.add_option("--max-body", o.http.max_body, "http: largest request body in bytes, read and discarded (413 above)")
         ->check(whole_number_check(0, uint64_t{1} << 40))
         ->capture_default_str();
+    app.add_option("--access-log", o.access_log,
+                   "http: append a Common Log Format line per answered request (peer, time in UTC, request-line, "
+                   "status, body bytes) to this file, '-' = stdout; written by a thread of its own, so a slow "
+                   "disk never stalls a worker (lines are dropped, and counted, when it falls behind). Off "
+                   "unless given")
+        ->type_name("FILE");
 }
 
 }  // namespace
@@ -56,7 +63,20 @@ int parse_options(int argc, char** argv, Options& out) {
         "kqserver: multi-threaded edge-triggered TCP server (acceptor thread + N workers, each with "
         "its own kqueue/epoll)"};
     add_protocol_flags(app, out);
-    return parse_app_flags(app, argc, argv, out.app);
+    if (int rc = parse_app_flags(app, argc, argv, out.app); rc >= 0) return rc;
+    if (!out.access_log.empty()) {
+        if (out.protocol != "http") {
+            std::cerr << out.app.program << ": --access-log needs --protocol http (see --help)\n";
+            return 2;
+        }
+        try {
+            out.http.access_log = open_access_log(out.access_log);
+        } catch (const std::exception& e) {
+            std::cerr << out.app.program << ": --access-log: " << e.what() << " (see --help)\n";
+            return 2;
+        }
+    }
+    return -1;
 }
 
 }  // namespace kq

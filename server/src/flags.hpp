@@ -17,10 +17,11 @@ struct Options {
     int offload_ms = -1;  // -1 = off; 0 = offloaded without a sleep (the round trip alone)
     int offload_threads = 16;
     HttpOptions http;
+    std::string access_log;  // --access-log: a path, "-" (stdout) or "" (off); opened into http.access_log
 };
 
-// Parses argv into out. Returns -1 to go on, or the exit status to return at once: 0 after --help,
-// 2 after a one-line error on stderr.
+// Parses argv into out (and opens --access-log). Returns -1 to go on, or the exit status to return at
+// once: 0 after --help, 2 after a one-line error on stderr.
 int parse_options(int argc, char** argv, Options& out);
 
 }  // namespace kq

@@ -1,6 +1,7 @@
 // kqserver: the command-line server. Parses flags and serves the chosen built-in protocol until a
 // signal stops it (kq/app.hpp: the same life every server on the library has).
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "flags.hpp"
 #include "kq/app.hpp"
@@ -20,5 +21,12 @@ int main(int argc, char** argv) {
     if (o.block_ms > 0) hooks.describe += fmt::format(", blocking {} ms per read", o.block_ms);
     if (o.offload_ms >= 0)
         hooks.describe += fmt::format(", offloading {} ms per read to {} threads", o.offload_ms, o.offload_threads);
+    if (o.http.access_log) {
+        hooks.describe += ", access log " + o.access_log;
+        hooks.after_stop = [log = o.http.access_log](kq::Server&) {
+            if (uint64_t n = kq::access_log_dropped(*log); n > 0)
+                spdlog::warn("access log: {} lines dropped (its writer fell behind)", n);
+        };
+    }
     return kq::serve(o.app, std::move(protocol), hooks);
 }

@@ -148,7 +148,7 @@ void run_until_stopped(const AppOptions& o, Server& server, MetricsServer* metri
 }  // namespace
 
 int serve(const AppOptions& o, std::unique_ptr<Protocol> protocol, const ServeHooks& hooks) {
-    setup_logging(o.log_level);
+    setup_logging(o.log_level, o.log_format);
     Notifier notifier;  // takes NOTIFY_SOCKET out of the environment before any thread starts
     UniqueFd upgrade_ready = take_upgrade_ready_fd();  // set when an older process started this one
     Inherited inherited;

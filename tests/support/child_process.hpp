@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -194,6 +195,29 @@ inline void expect_clean_exit(ChildProcess& p, int timeout_ms = 30'000) {
     ASSERT_TRUE(WIFEXITED(st)) << "the child died of signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     EXPECT_EQ(WEXITSTATUS(st), 0) << p.log();
 }
+
+// A directory of its own under /tmp for a test's files, removed with everything in it.
+class TempDir {
+public:
+    TempDir() {
+        char tmpl[] = "/tmp/kq_test_XXXXXX";
+        if (::mkdtemp(tmpl) == nullptr) throw std::system_error(errno, std::system_category(), "mkdtemp");
+        path_ = tmpl;
+    }
+    ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    // Writes text to the file name in the directory; its path.
+    std::string write(const std::string& name, const std::string& text) const {
+        const std::string p = path_ + "/" + name;
+        std::ofstream(p, std::ios::binary) << text;
+        return p;
+    }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
 
 // How often what occurs in text.
 inline size_t count(const std::string& text, std::string_view what) {

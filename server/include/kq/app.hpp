@@ -37,6 +37,7 @@ struct AppOptions {
     std::string defer_accept = "auto";
     int defer_accept_auto_s = 0;  // what --defer-accept auto means: 0, or 1 where clients speak first (HTTP)
     std::string log_level = "info";
+    std::string log_format = "text";                                                 // text | json (kq/log.hpp)
     int metrics_port = -1;                                                           // -1 = no metrics endpoint
     double idle_timeout = 60, request_timeout = 10, drain_timeout = 10, linger = 2;  // seconds
     double drain_delay = 0;       // seconds of serving on after the first stop signal, /ready already 503
@@ -49,15 +50,17 @@ struct AppOptions {
 };
 
 // Adds the shared flags to app: --host --port --workers --backend --dispatch --handoff --accept --batch
-// --defer-accept --backlog --tcp-nodelay --metrics-port --log-level --max-connections --idle-timeout
-// --request-timeout (also --header-timeout) --drain-timeout --drain-delay --linger --high-water --low-water.
+// --defer-accept --backlog --tcp-nodelay --metrics-port --log-level --log-format --max-connections
+// --idle-timeout --request-timeout (also --header-timeout) --drain-timeout --drain-delay --linger
+// --high-water --low-water.
 void add_server_flags(CLI::App& app, AppOptions& o);
 
 // After app.parse(): the checks that span flags, and the strings and seconds turned into o.server.
 // "" or the error line (without the program name).
 std::string apply_server_flags(AppOptions& o);
 
-// add_server_flags, the signals' and exit statuses' footer, app.parse and apply_server_flags. Returns -1
+// add_server_flags, --config FILE (every flag of app, the program's own included, from a TOML file;
+// the command line wins), the signals' and exit statuses' footer, app.parse and apply_server_flags. Returns -1
 // to go on, or the exit status to return at once: 0 after --help, 2 after one line on stderr naming
 // the bad flag. The program name is taken from argv[0]'s last component. On -1 it has also blocked the
 // signals serve() takes, in the calling thread: threads started from then on (a protocol's pool, built
@@ -71,7 +74,7 @@ struct ServeHooks {
     std::function<void(Server&)> after_stop;
 };
 
-// Sets up logging (--log-level, to stderr), blocks the signals, builds the Server (on the listening
+// Sets up logging (--log-level and --log-format, to stderr), blocks the signals, builds the Server (on the listening
 // socket handed in by socket activation when LISTEN_FDS/LISTEN_PID name this process, and the metrics
 // endpoint on the one named "metrics" by LISTEN_FDNAMES, if any), starts the metrics endpoint if asked,
 // prints "listening HOST:PORT" (and "metrics HOST:PORT") on stdout, logs one start line, notifies
