@@ -27,33 +27,31 @@ namespace fs = std::filesystem;
 // file at that path the way an operator (or a package manager) does: written beside it, renamed over.
 class BinaryDir {
 public:
-    BinaryDir() {
-        char dir[] = "/tmp/kq_upgrade_XXXXXX";
-        if (::mkdtemp(dir) == nullptr) throw std::system_error(errno, std::system_category(), "mkdtemp");
-        dir_ = dir;
-        fs::copy_file(KQSERVER_PATH, exe());
-    }
-    ~BinaryDir() {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    std::string exe() const { return dir_ + "/kqserver"; }
+    BinaryDir() { fs::copy_file(KQSERVER_PATH, exe()); }
+    std::string exe() const { return dir_.path() + "/kqserver"; }
     void replace_with_kqserver() { replace_from(KQSERVER_PATH); }
     // A shell script in place of the binary.
     void replace_with_script(const std::string& body) {
-        std::string tmp = dir_ + "/script";
-        std::ofstream(tmp) << "#!/bin/sh\n" << body << "\n";
-        replace_from(tmp);
+        replace_from(dir_.write("script", "#!/bin/sh\n" + body + "\n"));
+    }
+    // A script in place of the binary that writes its pid to a file, then sleeps: never ready.
+    void replace_with_sleeper() { replace_with_script("echo $$ > " + pid_file() + "; exec sleep 60"); }
+    // The sleeper's pid, once it has run (-1 before).
+    pid_t sleeper_pid() const {
+        std::string text;
+        std::ifstream(pid_file()) >> text;
+        return text.empty() ? -1 : static_cast<pid_t>(std::stol(text));
     }
 
 private:
+    std::string pid_file() const { return dir_.path() + "/sleeper.pid"; }
     void replace_from(const std::string& source) {
-        std::string tmp = dir_ + "/kqserver.new";
+        std::string tmp = dir_.path() + "/kqserver.new";
         fs::copy_file(source, tmp, fs::copy_options::overwrite_existing);
         fs::permissions(tmp, fs::perms::owner_all);
         fs::rename(tmp, exe());
     }
-    std::string dir_;
+    TempDir dir_;
 };
 
 // Kills and reaps a process this test adopted (as subreaper), unless it was reaped already.
@@ -196,17 +194,13 @@ TEST_F(Upgrade, ANewBinaryNeverReadyIsKilledAfterTheTimeout) {
     ChildProcess old(bin.exe(), {"--port", "0", "--workers", "1", "--upgrade-timeout", "0.5"});
     uint16_t port = port_in(old.wait_line("listening ", 20'000));
     ASSERT_NE(port, 0) << old.log();
-    std::string pid_file = "/tmp/kq_upgrade_pid_" + std::to_string(::getpid());
-    bin.replace_with_script("echo $$ > " + pid_file + "; exec sleep 60");
+    bin.replace_with_sleeper();
     ASSERT_EQ(::kill(old.pid(), SIGUSR2), 0);
     ASSERT_TRUE(log_has(old, "upgrade failed")) << old.log();
     EXPECT_NE(old.log().find("not ready within 0.5 s: killed by signal 9; still serving"), std::string::npos)
         << old.log();
-    std::string pid_text;
-    std::ifstream(pid_file) >> pid_text;
-    ::unlink(pid_file.c_str());
-    ASSERT_FALSE(pid_text.empty());
-    EXPECT_NE(::kill(static_cast<pid_t>(std::stol(pid_text)), 0), 0) << "the never-ready process was not reaped";
+    ASSERT_GT(bin.sleeper_pid(), 0);
+    EXPECT_NE(::kill(bin.sleeper_pid(), 0), 0) << "the never-ready process was not reaped";
     UniqueFd c = connect_with_read_timeout(port);
     EXPECT_TRUE(echoes(c.get()));
     c.reset();
@@ -228,8 +222,7 @@ TEST_F(Upgrade, ASecondSignalIsIgnoredAndAStopAbandonsIt) {
     ChildProcess old(bin.exe(), {"--port", "0", "--workers", "1", "--upgrade-timeout", "60"});
     uint16_t port = port_in(old.wait_line("listening ", 20'000));
     ASSERT_NE(port, 0) << old.log();
-    std::string pid_file = "/tmp/kq_upgrade_pid2_" + std::to_string(::getpid());
-    bin.replace_with_script("echo $$ > " + pid_file + "; exec sleep 60");
+    bin.replace_with_sleeper();
     ASSERT_EQ(::kill(old.pid(), SIGUSR2), 0);
     ASSERT_TRUE(log_has(old, "SIGUSR2: upgrading: started")) << old.log();
     ASSERT_EQ(::kill(old.pid(), SIGUSR2), 0);
@@ -240,11 +233,8 @@ TEST_F(Upgrade, ASecondSignalIsIgnoredAndAStopAbandonsIt) {
     // SIGTERM: the stop wins; the waiting process is told to stop and, never ready, killed at exit.
     expect_clean_exit(old);
     EXPECT_NE(old.log().find("abandoning the upgrade"), std::string::npos) << old.log();
-    std::string pid_text;
-    std::ifstream(pid_file) >> pid_text;
-    ::unlink(pid_file.c_str());
-    ASSERT_FALSE(pid_text.empty()) << "the new process never ran";
-    EXPECT_NE(::kill(static_cast<pid_t>(std::stol(pid_text)), 0), 0) << "the abandoned process was left running";
+    ASSERT_GT(bin.sleeper_pid(), 0) << "the new process never ran";
+    EXPECT_NE(::kill(bin.sleeper_pid(), 0), 0) << "the abandoned process was left running";
 }
 
 TEST_F(Upgrade, SigusrTwoDuringAStopIsIgnored) {
