@@ -421,9 +421,10 @@ int main(int argc, char** argv) {
     CLI::App app{"kqcat: interactive client for kqserver: copies stdin to a TCP server and its replies to stdout"};
     Flags f;
     add_flags(app, f);
+    kq::add_version_flag(app, "kqcat");
     try {
         app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
+    } catch (const CLI::Success& e) {  // --help, --version
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         std::cerr << "kqcat: " << e.what() << " (see --help)\n";

@@ -1,6 +1,6 @@
 # Man pages for the installed binaries, made from their --help by help2man (Debian package help2man) so
 # that they never disagree with the flags; gzip -9n as Debian policy asks (-n: no name or time stamp).
-# No binary has --version, so help2man is given the project's version instead.
+# help2man reads the version line from each binary's --version.
 # Off by default under a sanitizer: such builds are not packaged, and a TSan binary may not even start
 # outside setarch -R (scripts/test.sh), which would fail the build here.
 find_program(KQ_HELP2MAN help2man)
@@ -21,7 +21,7 @@ function(kq_man_page target summary)
   endif()
   set(page ${PROJECT_BINARY_DIR}/man/${target}.1)
   add_custom_command(OUTPUT ${page}.gz
-    COMMAND ${KQ_HELP2MAN} --no-info --section=1 --version-string=${PROJECT_VERSION}
+    COMMAND ${KQ_HELP2MAN} --no-info --section=1
             "--name=${summary}" "--manual=kqserver ${PROJECT_VERSION}" --output=${page} $<TARGET_FILE:${target}>
     COMMAND gzip -9nf ${page}
     DEPENDS ${target}

@@ -308,9 +308,10 @@ std::string to_config(const CLI::App& app, Typed& t, Config& c) {
 }  // namespace
 
 int parse_flags(CLI::App& app, int argc, char** argv, const char* prog) {
+    add_version_flag(app, prog);
     try {
         app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
+    } catch (const CLI::Success& e) {  // --help, --version
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         std::cerr << prog << ": " << e.what() << " (see --help)\n";

@@ -68,4 +68,11 @@ int seconds_to_ms(double seconds) {
     return static_cast<int>(std::max<long long>(seconds > 0 ? 1 : 0, std::llround(seconds * 1000)));
 }
 
+const char* version() noexcept { return KQ_VERSION; }
+
+void add_version_flag(CLI::App& app, const std::string& program) {
+    app.set_version_flag("--version", program + " " + version(), "Print the program's name and version, then exit")
+        ->configurable(false);  // not a key of a --config file
+}
+
 }  // namespace kq

@@ -170,6 +170,7 @@ int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o) {
     add_server_flags(app, o);
     ConfigFile config;
     add_config_flag(app, config);
+    add_version_flag(app, o.program);
     if (app.get_footer().empty()) {
         app.footer(
             "Signals: SIGTERM, SIGINT and SIGQUIT stop gracefully: /ready turns 503, --drain-delay, then the drain\n"
@@ -183,7 +184,7 @@ int parse_app_flags(CLI::App& app, int argc, char** argv, AppOptions& o) {
     }
     try {
         app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
+    } catch (const CLI::Success& e) {  // --help, --version
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         // A value pasted by mistake (a whole file, from --config) must not make the one line unreadable.

@@ -83,7 +83,7 @@ TEST(Config, ShippedExampleNamesEveryFlag) {
         for (std::sregex_iterator it(names.begin(), names.end(), flag), end; it != end; ++it) {
             const std::string name = (*it)[1];
             if (first.empty()) first = name;
-            skip = skip || name == "help" || name == "config";
+            skip = skip || name == "help" || name == "config" || name == "version";
             found = found || keys.count(name) > 0;
         }
         if (first.empty() || skip) continue;
@@ -162,6 +162,7 @@ std::vector<BadFile> bad_files() {
         {"a dotted key", "server.port = 1\n", {"line 1", "unknown key 'server.port'"}},
         {"config in config", "config = \"other.toml\"\n", {"line 1", "'config' cannot be set"}},
         {"help in config", "help = true\n", {"line 1", "'help' cannot be set"}},
+        {"version in config", "version = true\n", {"line 1", "'version' cannot be set"}},
         {"a kqserver flag that is not an option", "--port = 1\n", {"line 1", "unknown key"}},
         {"cross-flag check", "low-water = 5000\nhigh-water = 4096\n", {"--low-water", "--high-water"}},
         {"excluded pair", "offload-ms = 1\nblock-ms = 1\n", {"--offload-ms"}},

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,21 @@ TEST(Flags, KqbenchAndKqcatTakeEdgeValues) {
     ChildProcess p(KQCAT_PATH, {"--timeout", "0.001", "127.0.0.1", port});
     int st = p.wait_exit(20'000);
     EXPECT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 2) << st << " " << p.log();
+}
+
+// --version: one line, "<name> <version>", on stdout, exit 0 (help2man reads it for the man pages).
+TEST(Flags, VersionPrintsTheNameAndTheProjectsVersion) {
+    for (const char* path : {KQSERVER_PATH, KQBENCH_PATH, KQCAT_PATH}) {
+        std::string name = path;
+        name = name.substr(name.find_last_of('/') + 1);
+        ChildProcess p(path, {"--version"});
+        std::optional<std::string> line = p.wait_line(name + " ", 10'000);
+        ASSERT_TRUE(line.has_value()) << name << ": " << p.log();
+        EXPECT_EQ(*line, KQ_VERSION) << name;  // what follows "<name> "
+        int st = p.wait_exit(10'000);
+        EXPECT_TRUE(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) << name << ": " << st << " " << p.log();
+        EXPECT_EQ(p.log(), "") << name;
+    }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <string>
 
 namespace kq {
 
@@ -23,5 +24,12 @@ CLI::Validator real_number_check(double min, double max);
 CLI::Validator seconds_check(double max_seconds);
 // A value seconds_check() accepted, in whole milliseconds (the nearest; at least 1 unless 0).
 int seconds_to_ms(double seconds);
+
+// The project's version ("0.1.0", from CMake's project()).
+const char* version() noexcept;
+// Adds --version, which prints "<program> <version>" on stdout and exits 0. CLI11 raises it as
+// CLI::CallForVersion, a CLI::Success like --help: catch CLI::Success (not only CLI::CallForHelp) and
+// return app.exit(e), or the version would be reported as a bad flag.
+void add_version_flag(CLI::App& app, const std::string& program);
 
 }  // namespace kq
