@@ -16,7 +16,8 @@ test_packages=(
   liburing-dev                                      # bench/floor: the io_uring floor reference
   curl apache2-utils wrk nghttp2-client chromium    # real HTTP clients the tests drive
   nginx-light                                       # the HTTP peer of tests/http/http_conformance
-  haproxy iproute2                                  # bench/cluster (tests/cluster): the load balancer, ip netns
+  haproxy iproute2 socat                            # bench/cluster (tests/cluster): the load balancer, ip netns,
+                                                    # HAProxy's runtime API (--drain-one)
   memcached libmemcached-tools                      # examples/memcache: the peer, memccapable and its clients
   redis-server redis-tools                          # examples/resp: the peer, redis-cli and redis-benchmark
   jq gnuplot-nox                                    # bench/sweep: its JSON and plots (tested)
