@@ -487,6 +487,16 @@ TEST_P(PollerConformance, WakeReleasesBlockedWaitAndCoalesces) {
     ASSERT_EQ(ev.size(), 1u);
     EXPECT_TRUE(ev[0].wake);
     EXPECT_TRUE(wait_once(poller(), 0).empty());
+
+    // And every later one, however many came before: the epoll backend never reads its eventfd's count
+    // back (one system call less per wake), so each wake() must be a new edge on a count that only grows.
+    for (int round = 0; round < 200; ++round) {
+        for (int i = 0; i <= round % 3; ++i) poller().wake();
+        ev = wait_once(poller(), kEventTimeoutMs);
+        ASSERT_EQ(ev.size(), 1u) << "round " << round;
+        EXPECT_TRUE(ev[0].wake);
+        ASSERT_TRUE(wait_once(poller(), 0).empty()) << "round " << round;
+    }
 }
 
 // 6. "How many sockets make sense to check at once?": the span is a batch bound, not a limit on fds.
