@@ -28,6 +28,7 @@ public:
     // further read() (nginx's check; netty #7788 is what happens without it).
     void add(int fd, void* udata) override { ctl(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, udata); }
     void add_readonly(int fd, void* udata) override { ctl(fd, EPOLLIN | EPOLLRDHUP | EPOLLET, udata); }
+    void add_level(int fd, void* udata) override { ctl(fd, EPOLLIN, udata); }
     void remove(int fd) noexcept override { ::epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr); }
 
     int wait(std::span<PollEvent> out, int timeout_ms) override {
