@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <system_error>
 
 #include "kq/clock.hpp"
@@ -17,7 +18,10 @@ constexpr std::array<std::string_view, 2> kHandoffNames = {"queue", "direct"};
 constexpr int kPendingRetryMs = 1;  // a full worker queue drains within a wait
 constexpr int kLimitRetryMs = 10;   // at --max-connections (or after a failed accept4): re-check this often
 constexpr size_t kMaxBatch = 64;    // accepts per report of the listening socket, at most
-int listen_token;                   // udata of the listening socket
+// A wait that returned sooner than this found the socket already reported: clients are queueing faster
+// than one per wait. (A hint for the batch size only: level-triggered, no client can be left behind.)
+constexpr auto kQuickWait = std::chrono::microseconds(20);
+int listen_token;  // udata of the listening socket
 
 }  // namespace
 
@@ -59,11 +63,13 @@ void Acceptor::run() {
     std::array<PollEvent, 8> events;
     while (!stop_.load(std::memory_order_acquire)) {
         watch();
+        const auto before = std::chrono::steady_clock::now();
         int n = poller_->wait(events, wait_timeout_ms());
+        const bool quick = std::chrono::steady_clock::now() - before < kQuickWait;
         retry_pending();
         for (int i = 0; i < n; ++i) {
             if (events[static_cast<size_t>(i)].udata != &listen_token) continue;
-            if (watching_ && pending_.empty()) accept_batch();
+            if (watching_ && pending_.empty()) accept_batch(quick);
             break;
         }
     }
@@ -92,9 +98,12 @@ void Acceptor::watch() {
 }
 
 // One batch per report: up to batch_ accepts, fewer at EAGAIN, the limit, a pause, or a fd no worker
-// can take. The batch doubles while reports find it full (a burst: clients keep queueing) and falls
-// back to one as soon as a batch empties the backlog, so a client arriving alone costs one accept4.
-void Acceptor::accept_batch() {
+// can take. A report that woke the acceptor from a sleep takes one client (clients arriving one at a
+// time: each costs one accept4 and no failing one). Reports that come back at once after a full batch
+// mean a burst: the batch doubles for each, so a burst of n costs about log2(n) waits and at most one
+// failing accept4, at its end.
+void Acceptor::accept_batch(bool quick) {
+    if (!quick) batch_ = 1;
     const int64_t now = steady_now_ms();
     auto outcome = accept_.accept(
         now, [this] { return open_connections(); },
