@@ -2,7 +2,10 @@
 // hold what no worker queue can take and stop accepting until it is handed on.
 #include "kq/acceptor.hpp"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <system_error>
 
 #include "kq/clock.hpp"
 #include "kq/enum_names.hpp"
@@ -13,8 +16,12 @@ namespace {
 constexpr std::array<std::string_view, 2> kDispatchNames = {"round-robin", "least-connections"};
 constexpr std::array<std::string_view, 2> kHandoffNames = {"queue", "direct"};
 constexpr int kPendingRetryMs = 1;  // a full worker queue drains within a wait
-constexpr int kLimitRetryMs = 10;   // at --max-connections: re-check this often
-int listen_token;                   // udata of the listening socket
+constexpr int kLimitRetryMs = 10;   // at --max-connections (or after a failed accept4): re-check this often
+constexpr size_t kMaxBatch = 64;    // accepts per report of the listening socket, at most
+// A wait that returned sooner than this found the socket already reported: clients are queueing faster
+// than one per wait. (A hint for the batch size only: level-triggered, no client can be left behind.)
+constexpr auto kQuickWait = std::chrono::microseconds(20);
+int listen_token;  // udata of the listening socket
 
 }  // namespace
 
@@ -28,7 +35,8 @@ Acceptor::Acceptor(UniqueFd listen_fd, std::vector<WorkerLink> workers, Dispatch
     : workers_(std::move(workers)), dispatch_(dispatch), handoff_(handoff), poller_(make_poller(backend)),
       handed_(workers_.size(), 0), full_per_worker_(std::make_unique<Counter[]>(workers_.size())) {
     accept_.listen(std::move(listen_fd), max_connections);
-    poller_->add_readonly(accept_.fd(), &listen_token);
+    // Level-triggered, so a backlog from before this registration is reported by the first wait.
+    poller_->add_level(accept_.fd(), &listen_token);
 }
 
 void Acceptor::request_stop() noexcept {
@@ -36,41 +44,88 @@ void Acceptor::request_stop() noexcept {
     poller_->wake();
 }
 
+// Watching the listening socket: wait until a client arrives. Not watching (held): re-check when the
+// held state may have ended.
 int Acceptor::wait_timeout_ms() const {
     if (!pending_.empty()) return kPendingRetryMs;
-    if (accept_.at_limit()) return kLimitRetryMs;
-    int64_t left = accept_.paused_until_ms() - steady_now_ms();
-    return left > 0 ? static_cast<int>(left) + 1 : -1;
+    if (watching_) return -1;
+    int64_t left = std::max(accept_.paused_until_ms(), failed_until_ms_) - steady_now_ms();
+    return left > 0 ? static_cast<int>(left) + 1 : kLimitRetryMs;
 }
 
+// The listening socket is level-triggered: each wait that finds clients queued reports it, and the
+// acceptor takes a bounded batch per report. So it never needs an accept4 that fails with EAGAIN to
+// know the backlog is empty (under EPOLLET it did, once per wake-up: a third of the system calls of
+// the accept path when clients arrive one at a time). While accepting is held back (fds no worker
+// queue could take, the limit, an EMFILE pause) the socket is taken out of the poller, or every wait
+// would report it at once.
 void Acceptor::run() {
     std::array<PollEvent, 8> events;
-    // The backlog may hold connections from before the poller saw the socket: drain once up front.
-    drain_backlog();
     while (!stop_.load(std::memory_order_acquire)) {
-        poller_->wait(events, wait_timeout_ms());
-        // Edge-triggered: a new edge, a finished pause and a freed queue slot all mean "accept again";
-        // an extra accept4 that finds EAGAIN is cheaper than tracking which one it was.
+        watch();
+        const auto before = std::chrono::steady_clock::now();
+        int n = poller_->wait(events, wait_timeout_ms());
+        const bool quick = std::chrono::steady_clock::now() - before < kQuickWait;
         retry_pending();
-        if (!pending_.empty()) continue;
-        if (accept_.paused_until_ms() > steady_now_ms()) continue;
-        drain_backlog();
+        for (int i = 0; i < n; ++i) {
+            if (events[static_cast<size_t>(i)].udata != &listen_token) continue;
+            if (watching_ && pending_.empty()) accept_batch(quick);
+            break;
+        }
     }
     pending_.clear();
     accept_.close();  // new clients are refused from now on instead of waiting in the backlog
 }
 
-// One READ event per listening socket per wait however many clients queued (not one connection per
-// event): the accept loop takes them until EAGAIN, the limit, a pause, or a fd no worker can take.
-void Acceptor::drain_backlog() {
-    if (!pending_.empty()) return;
-    accept_.accept(
-        steady_now_ms(), [this] { return open_connections(); },
+// Registers the listening socket while accepting may go on and takes it out while it is held. A limit
+// reached is noticed here too (may_accept counts the stretch once), before any accept4.
+void Acceptor::watch() {
+    const int64_t now = steady_now_ms();
+    const bool want = pending_.empty() && failed_until_ms_ <= now && accept_.may_accept(now, open_connections());
+    if (want == watching_) return;
+    if (!want) {
+        poller_->remove(accept_.fd());
+        watching_ = false;
+        return;
+    }
+    try {
+        poller_->add_level(accept_.fd(), &listen_token);  // reports a backlog that queued meanwhile
+        watching_ = true;
+    } catch (const std::system_error& e) {
+        spdlog::error("acceptor: cannot watch the listening socket again: {}", e.what());
+        failed_until_ms_ = now + kLimitRetryMs;
+    }
+}
+
+// One batch per report: up to batch_ accepts, fewer at EAGAIN, the limit, a pause, or a fd no worker
+// can take. A report that woke the acceptor from a sleep takes one client (clients arriving one at a
+// time: each costs one accept4 and no failing one). Reports that come back at once after a full batch
+// mean a burst: the batch doubles for each, so a burst of n costs about log2(n) waits and at most one
+// failing accept4, at its end.
+void Acceptor::accept_batch(bool quick) {
+    if (!quick) batch_ = 1;
+    const int64_t now = steady_now_ms();
+    auto outcome = accept_.accept(
+        now, [this] { return open_connections(); },
         [this](UniqueFd fd) {
             if (hand_off(fd)) return true;
             pending_.push_back(std::move(fd));
             return false;
-        });
+        },
+        batch_);
+    switch (outcome) {
+    case AcceptLoop::Outcome::bounded:
+        batch_ = std::min(batch_ * 2, kMaxBatch);
+        return;
+    case AcceptLoop::Outcome::failed:
+        // Level-triggered, the next wait would report the socket at once: do not spin on an error.
+        failed_until_ms_ = now + kLimitRetryMs;
+        batch_ = 1;
+        return;
+    default:
+        batch_ = 1;
+        return;
+    }
 }
 
 uint64_t Acceptor::open_connections() const noexcept {

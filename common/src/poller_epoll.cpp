@@ -28,6 +28,7 @@ public:
     // further read() (nginx's check; netty #7788 is what happens without it).
     void add(int fd, void* udata) override { ctl(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, udata); }
     void add_readonly(int fd, void* udata) override { ctl(fd, EPOLLIN | EPOLLRDHUP | EPOLLET, udata); }
+    void add_level(int fd, void* udata) override { ctl(fd, EPOLLIN, udata); }
     void remove(int fd) noexcept override { ::epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr); }
 
     int wait(std::span<PollEvent> out, int timeout_ms) override {
@@ -44,7 +45,11 @@ public:
 
     void wake() noexcept override {
         uint64_t one = 1;
-        // Only EAGAIN (counter saturated) can fail here, and then a wake is pending anyway.
+        if (::write(wake_fd_.get(), &one, sizeof one) == static_cast<ssize_t>(sizeof one)) return;
+        // EAGAIN: the counter is saturated (never in practice: the wait does not read it back). Reset
+        // it and write again, so this wake is still a new edge. A concurrent wake()'s read is harmless.
+        uint64_t v;
+        if (::read(wake_fd_.get(), &v, sizeof v) < 0) return;
         [[maybe_unused]] ssize_t r = ::write(wake_fd_.get(), &one, sizeof one);
     }
 
@@ -61,9 +66,10 @@ private:
     PollEvent translate(const epoll_event& e) {
         PollEvent pe;
         if (e.data.ptr == this) {
-            // Reset the counter so the next wake() is a new edge; wakes before this read coalesced.
-            uint64_t v;
-            [[maybe_unused]] ssize_t r = ::read(wake_fd_.get(), &v, sizeof v);
+            // The counter is not read back: every write() to an eventfd wakes its waiters, and epoll
+            // queues the edge for each one whatever the count (a non-zero count is no "still ready"
+            // under EPOLLET), so a read here would be one system call per wake for nothing. The count
+            // saturates after 2^64 - 2 wakes; wake() then reads it down (see there).
             pe.wake = true;
             return pe;
         }

@@ -94,6 +94,7 @@ public:
 
     void add(int fd, void* udata) override;
     void add_readonly(int fd, void* udata) override;
+    void add_level(int fd, void* udata) override;
     void remove(int fd) noexcept override;
     int wait(std::span<PollEvent> out, int timeout_ms) override;
     void wake() noexcept override;
@@ -159,6 +160,12 @@ void KqueuePoller::add(int fd, void* udata) {
 void KqueuePoller::add_readonly(int fd, void* udata) {
     drop_stale(fd);
     const struct kevent change = make_change(static_cast<std::uintptr_t>(fd), EVFILT_READ, EV_ADD | EV_CLEAR, 0, udata);
+    apply(std::span(&change, 1));
+}
+
+void KqueuePoller::add_level(int fd, void* udata) {
+    drop_stale(fd);
+    const struct kevent change = make_change(static_cast<std::uintptr_t>(fd), EVFILT_READ, EV_ADD, 0, udata);
     apply(std::span(&change, 1));
 }
 

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <latch>
 #include <map>
@@ -487,6 +488,16 @@ TEST_P(PollerConformance, WakeReleasesBlockedWaitAndCoalesces) {
     ASSERT_EQ(ev.size(), 1u);
     EXPECT_TRUE(ev[0].wake);
     EXPECT_TRUE(wait_once(poller(), 0).empty());
+
+    // And every later one, however many came before: the epoll backend never reads its eventfd's count
+    // back (one system call less per wake), so each wake() must be a new edge on a count that only grows.
+    for (int round = 0; round < 200; ++round) {
+        for (int i = 0; i <= round % 3; ++i) poller().wake();
+        ev = wait_once(poller(), kEventTimeoutMs);
+        ASSERT_EQ(ev.size(), 1u) << "round " << round;
+        EXPECT_TRUE(ev[0].wake);
+        ASSERT_TRUE(wait_once(poller(), 0).empty()) << "round " << round;
+    }
 }
 
 // 6. "How many sockets make sense to check at once?": the span is a batch bound, not a limit on fds.
@@ -846,6 +857,38 @@ TEST_P(PollerConformance, ListeningSocketReportsOneEventForManyQueuedClients) {
     EXPECT_TRUE(wait_once(poller(), kQuietMs).empty()) << "drained: no further event until a new client";
     clients.push_back(kq::connect_tcp("127.0.0.1", kq::local_port(listener.get()), false));
     EXPECT_EQ(wait_once(poller(), kEventTimeoutMs).size(), 1u) << "a new client is a new edge";
+}
+
+// The acceptor's registration, add_level(): the listening socket is reported by every wait while
+// clients are queued, so taking one client per report loses none and no accept4 has to fail with EAGAIN
+// to prove the backlog empty; drained, it is not reported until a new client comes. remove() stops the
+// reports (the acceptor's hold at the limit) and registering again reports what queued meanwhile.
+TEST_P(PollerConformance, LevelTriggeredListeningSocketIsReportedUntilDrained) {
+    kq::UniqueFd listener = kq::listen_tcp(kq::ListenOptions{});
+    const uint16_t port = kq::local_port(listener.get());
+    int tag = 0;
+    poller().add_level(listener.get(), &tag);
+    std::vector<kq::UniqueFd> clients;
+    for (int i = 0; i < 3; ++i) clients.push_back(kq::connect_tcp("127.0.0.1", port, false));
+    for (int i = 0; i < 3; ++i) {
+        auto ev = wait_once(poller(), kEventTimeoutMs, 64);
+        ASSERT_EQ(count_for(ev, &tag), 1u) << "client " << i << " is queued but the socket was not reported";
+        kq::UniqueFd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        ASSERT_TRUE(fd) << "reported readable, but accept4 failed: " << std::strerror(errno);
+    }
+    EXPECT_TRUE(wait_once(poller(), kQuietMs).empty()) << "drained: no report until a new client";
+
+    poller().remove(listener.get());
+    clients.push_back(kq::connect_tcp("127.0.0.1", port, false));
+    EXPECT_TRUE(wait_once(poller(), kQuietMs).empty()) << "removed, yet reported";
+    poller().add_level(listener.get(), &tag);
+    auto ev = wait_once(poller(), kEventTimeoutMs);
+    ASSERT_EQ(count_for(ev, &tag), 1u) << "registered again: the client that queued meanwhile was not reported";
+    kq::UniqueFd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    ASSERT_TRUE(fd);
+    EXPECT_TRUE(wait_once(poller(), kQuietMs).empty());
+    clients.push_back(kq::connect_tcp("127.0.0.1", port, false));
+    EXPECT_EQ(count_for(wait_once(poller(), kEventTimeoutMs), &tag), 1u) << "a new client is reported";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, PollerConformance, ::testing::ValuesIn(kq::built_backends()), backend_test_name);

@@ -10,6 +10,9 @@
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -204,6 +207,34 @@ TEST_P(ServerTest, ReadingPausesAboveHighWaterAndResumesBelowLowWater) {
     EXPECT_GT(st.bytes_read.get(), read_at_pause) << "reading never resumed";
     EXPECT_EQ(s.received.size(), p.size());
     EXPECT_TRUE(s.received == p);
+}
+
+// Clients already queued in a handed-in listening socket (socket activation, an upgrade) bring no new
+// arrival once the acceptor watches it: its level-triggered registration reports them at the first wait,
+// and each is served; so is a burst of clients queueing together afterwards (batches of more than one).
+TEST_P(ServerTest, ClientsQueuedBeforeTheServerRanAreServed) {
+    UniqueFd listener = listen_tcp(ListenOptions{});
+    const uint16_t port = local_port(listener.get());
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < 20; ++i) clients.push_back(connect_blocking(port));  // complete in the backlog
+    ServerConfig cfg = config(2);
+    cfg.listen.host = "127.0.0.1";
+    Server server(cfg, make_builtin_protocol("echo"), std::move(listener));
+    std::thread runner([&] { server.run(); });
+    for (int i = 0; i < 50; ++i) clients.push_back(connect_blocking(port));
+    for (size_t i = 0; i < clients.size(); ++i) {
+        const std::string msg = "client " + std::to_string(i);
+        send_all(clients[i].get(), msg);
+        if (!readable_within(clients[i].get(), 5000)) {  // not ASSERT: the server must still be stopped
+            ADD_FAILURE() << msg << " was never served";
+            break;
+        }
+        EXPECT_EQ(recv_exact(clients[i].get(), msg.size()), msg);
+    }
+    clients.clear();
+    server.stop();
+    runner.join();
+    EXPECT_EQ(server.accept_totals().accepted, 70u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::ValuesIn(built_backends()), backend_label);

@@ -7,10 +7,14 @@
 
 namespace kq::test {
 
-void ScriptedPoller::record(int fd, void* udata, bool readonly) {
-    if (inner_) readonly ? inner_->add_readonly(fd, udata) : inner_->add(fd, udata);
+void ScriptedPoller::record(int fd, void* udata, bool readonly, bool level) {
+    if (inner_) {
+        if (level) inner_->add_level(fd, udata);
+        else if (readonly) inner_->add_readonly(fd, udata);
+        else inner_->add(fd, udata);
+    }
     std::lock_guard lk(m_);
-    registrations_.push_back(Registration{fd, udata, readonly});
+    registrations_.push_back(Registration{fd, udata, readonly, level});
     changed_.notify_all();
 }
 

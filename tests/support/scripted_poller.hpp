@@ -25,7 +25,8 @@ public:
     struct Registration {
         int fd = -1;
         void* udata = nullptr;
-        bool readonly = false;  // add_readonly() rather than add()
+        bool readonly = false;  // add_readonly() or add_level() rather than add()
+        bool level = false;     // add_level()
     };
     // Called on the loop's thread after each wait() with the events about to be returned (out[0..n)); it
     // may edit them or append up to out.size() and returns the new count.
@@ -36,8 +37,9 @@ public:
     // A decorator of inner: queued batches come first, then inner's own events.
     explicit ScriptedPoller(std::unique_ptr<Poller> inner) : reported_(inner->backend()), inner_(std::move(inner)) {}
 
-    void add(int fd, void* udata) override { record(fd, udata, false); }
-    void add_readonly(int fd, void* udata) override { record(fd, udata, true); }
+    void add(int fd, void* udata) override { record(fd, udata, false, false); }
+    void add_readonly(int fd, void* udata) override { record(fd, udata, true, false); }
+    void add_level(int fd, void* udata) override { record(fd, udata, true, true); }
     void remove(int fd) noexcept override;
     int wait(std::span<PollEvent> out, int timeout_ms) override;
     void wake() noexcept override;
@@ -54,12 +56,12 @@ public:
     // Waits for fd's registration (the newest one); nullopt on time-out.
     std::optional<Registration> await_registration(int fd, int timeout_ms = 10'000);
 
-    std::vector<Registration> registrations() const;  // every add() and add_readonly(), in order
+    std::vector<Registration> registrations() const;  // every add(), add_readonly() and add_level(), in order
     std::vector<int> removals() const;                // every remove(), in order
     uint64_t batches_taken() const;
 
 private:
-    void record(int fd, void* udata, bool readonly);
+    void record(int fd, void* udata, bool readonly, bool level);
     int wait_scripted(std::span<PollEvent> out, int timeout_ms);
 
     const Backend reported_;

@@ -1,5 +1,5 @@
-// The acceptor: owns the listening socket in its own poller, accepts with the shared AcceptLoop (until
-// EAGAIN), picks a worker by the dispatch policy and hands the fd over: through that worker's mailbox
+// The acceptor: owns the listening socket in its own poller (level-triggered), accepts with the shared
+// AcceptLoop (a batch per report of the socket), picks a worker by the dispatch policy and hands the fd over: through that worker's mailbox
 // (--handoff queue), or by registering it in the worker's poller itself (--handoff direct).
 // It never touches a connection after the hand-off.
 // Thread rules: run() on one thread (the process's main thread in kqserver); request_stop() and the
@@ -41,7 +41,8 @@ public:
     uint64_t handoff_full(size_t i) const noexcept { return full_per_worker_[i].get(); }
 
 private:
-    void drain_backlog();
+    void watch();
+    void accept_batch(bool quick);
     bool hand_off(UniqueFd& fd);
     size_t pick() noexcept;
     uint64_t open_connections() const noexcept;
@@ -60,6 +61,9 @@ private:
     std::unique_ptr<Counter[]> full_per_worker_;
     size_t next_ = 0;
     std::deque<UniqueFd> pending_;  // accepted fds no worker queue had room for yet
+    bool watching_ = true;          // the listening socket is registered (level-triggered)
+    size_t batch_ = 1;              // accepts per report of the listening socket (accept_batch)
+    int64_t failed_until_ms_ = 0;   // after an accept4 error, or a failed re-registration: held until then
 };
 
 }  // namespace kq

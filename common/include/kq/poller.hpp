@@ -43,6 +43,11 @@ public:
     virtual void add(int fd, void* udata) = 0;
     // Registers fd for READ only, edge-triggered (listening sockets, stdin).
     virtual void add_readonly(int fd, void* udata) = 0;
+    // Registers fd for READ only, level-triggered: every wait() reports it while it is readable, not
+    // only when something new arrives (the acceptor's listening socket: it takes a few clients per
+    // report and leaves the rest to the next wait, instead of an accept that fails with EAGAIN).
+    // remove() takes it out for as long as its owner wants no reports.
+    virtual void add_level(int fd, void* udata) = 0;
     // Removes fd's registration (needed only when the fd stays open, e.g. a dup'd stdin).
     virtual void remove(int fd) noexcept = 0;
     // Waits up to timeout_ms (-1 = forever) and fills out with at most out.size() events, one per fd
