@@ -61,6 +61,15 @@ int Acceptor::wait_timeout_ms() const {
 // would report it at once.
 void Acceptor::run() {
     std::array<PollEvent, 8> events;
+    // Clients may be queued from before run() (socket activation, an upgrade's inherited sockets, a
+    // client that connected as soon as "listening" was printed), and a stop may be requested already:
+    // take them now, or a stop before the first wait would close the socket on them.
+    watch();
+    if (watching_) {
+        batch_ = kMaxBatch;
+        while (pending_.empty() && accept_batch(true) == AcceptLoop::Outcome::bounded) {}
+        batch_ = 1;
+    }
     while (!stop_.load(std::memory_order_acquire)) {
         watch();
         const auto before = std::chrono::steady_clock::now();
@@ -102,7 +111,7 @@ void Acceptor::watch() {
 // time: each costs one accept4 and no failing one). Reports that come back at once after a full batch
 // mean a burst: the batch doubles for each, so a burst of n costs about log2(n) waits and at most one
 // failing accept4, at its end.
-void Acceptor::accept_batch(bool quick) {
+AcceptLoop::Outcome Acceptor::accept_batch(bool quick) {
     if (!quick) batch_ = 1;
     const int64_t now = steady_now_ms();
     auto outcome = accept_.accept(
@@ -116,16 +125,17 @@ void Acceptor::accept_batch(bool quick) {
     switch (outcome) {
     case AcceptLoop::Outcome::bounded:
         batch_ = std::min(batch_ * 2, kMaxBatch);
-        return;
+        break;
     case AcceptLoop::Outcome::failed:
         // Level-triggered, the next wait would report the socket at once: do not spin on an error.
         failed_until_ms_ = now + kLimitRetryMs;
         batch_ = 1;
-        return;
+        break;
     default:
         batch_ = 1;
-        return;
+        break;
     }
+    return outcome;
 }
 
 uint64_t Acceptor::open_connections() const noexcept {

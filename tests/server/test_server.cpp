@@ -237,6 +237,30 @@ TEST_P(ServerTest, ClientsQueuedBeforeTheServerRanAreServed) {
     EXPECT_EQ(server.accept_totals().accepted, 70u);
 }
 
+// A stop requested before the acceptor's first wait (a SIGTERM just after start-up) still serves the
+// clients already queued with their requests: they are taken before the stop is looked at, not reset
+// by the closing listening socket.
+TEST_P(ServerTest, AStopBeforeTheFirstWaitStillServesTheQueuedClients) {
+    UniqueFd listener = listen_tcp(ListenOptions{});
+    const uint16_t port = local_port(listener.get());
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < 5; ++i) {
+        clients.push_back(connect_blocking(port));
+        send_all(clients.back().get(), "client " + std::to_string(i));
+    }
+    ServerConfig cfg = config(2);
+    cfg.listen.host = "127.0.0.1";
+    Server server(cfg, make_builtin_protocol("echo"), std::move(listener));
+    server.stop();
+    server.run();  // returns once the workers have drained
+    for (size_t i = 0; i < clients.size(); ++i) {
+        const std::string msg = "client " + std::to_string(i);
+        ASSERT_TRUE(readable_within(clients[i].get(), 5000)) << msg << " was never served";
+        EXPECT_EQ(recv_exact(clients[i].get(), msg.size()), msg);
+    }
+    EXPECT_EQ(server.accept_totals().accepted, 5u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::ValuesIn(built_backends()), backend_label);
 
 }  // namespace

@@ -42,7 +42,7 @@ public:
 
 private:
     void watch();
-    void accept_batch(bool quick);
+    AcceptLoop::Outcome accept_batch(bool quick);
     bool hand_off(UniqueFd& fd);
     size_t pick() noexcept;
     uint64_t open_connections() const noexcept;
