@@ -9,7 +9,7 @@ namespace kq {
 
 void WorkerLoop::listen_on(UniqueFd listener, size_t max_connections) {
     accept_.listen(std::move(listener), max_connections);
-    poller_->add_readonly(accept_.fd(), &accept_);
+    if (poller_) poller_->add_readonly(accept_.fd(), &accept_);  // io_uring: a poll armed by the loop
     accept_pending_ = true;  // clients may have queued before the registration
 }
 
