@@ -34,11 +34,11 @@ protected:
     }
 };
 
-// Four buffers of 256 bytes for 100 connections sending up to 64 KiB at once: the receives keep running
+// Sixteen buffers of 1 KiB for 100 connections sending up to 64 KiB at once: the receives keep running
 // out (ENOBUFS ends each multishot receive), are armed again, and no byte is lost or reordered; then
 // the worker serves a second round as well, its buffers all back.
 TEST_F(Uring, BufferRingExhaustionLosesNoByteAndRecovers) {
-    RunningServer srv(config(1, 4, 256));
+    RunningServer srv(config(1, 16, 1024));
     for (uint64_t round = 0; round < 2; ++round) {
         std::vector<EchoStream> streams = random_echo_streams(srv.port(), 100, 64 * 1024, 3, 2, 40 + round);
         ASSERT_TRUE(drive_echo(streams, 60'000)) << "round " << round << ": some streams did not finish";

@@ -796,10 +796,13 @@ void Connection::ring_received(int res, std::span<char> bytes) {
     if (res > 0) {
         w_.stats_.bytes_read.add(static_cast<uint64_t>(res));
         if (is(ConnState::open)) {
-            if (reading_held()) {  // came before the cancel took effect: kept for when reading resumes
+            // Held back: it came before the cancel took effect, and waits for reading to resume. After
+            // stashed input that the resume list has not delivered yet, it waits too: the order is kept.
+            if (reading_held() || has_stash()) {
                 extras().stash.append(bytes.data(), bytes.size());
                 read_pending_ = true;
-                w_.ring_->cancel_recv(*this);
+                if (reading_held()) w_.ring_->cancel_recv(*this);
+                else queue_resume();
                 return;
             }
             touch();
@@ -826,6 +829,8 @@ void Connection::ring_received(int res, std::span<char> bytes) {
         }
         if (is(ConnState::open) && (has_stash() || reading_held())) {
             stash_eof_ = true;  // after any stashed input, when reading resumes (readiness: read then)
+            read_pending_ = true;
+            if (!reading_held()) queue_resume();
         } else {
             peer_eof_ = true;
             request_timed_ = false;

@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <thread>
 #include <vector>
 #endif
 
@@ -86,9 +87,9 @@ void free_buf_ring(io_uring* ring, io_uring_buf_ring* br, size_t bytes) {
 #endif
 }
 
-[[noreturn]] void refuse(const char* what, int err) {
-    throw std::invalid_argument(std::string("io_uring unavailable: ") + what + ": " + std::strerror(-err) +
-                                (err == -EPERM || err == -ENOSYS ? " (io_uring_disabled, or a seccomp filter)" : ""));
+std::string refusal(const char* what, int err) {
+    return std::string("io_uring unavailable: ") + what + ": " + std::strerror(-err) +
+           (err == -EPERM || err == -ENOSYS ? " (io_uring_disabled, or a seccomp filter)" : "");
 }
 
 }  // namespace
@@ -102,23 +103,41 @@ struct UringEngine::Ring {
     unsigned mask = 0;
 };
 
-// A ring and a buffer ring of the kinds the worker will make, made and dropped at once: a kernel or
-// sandbox without them fails here, with one clear line, instead of in a worker thread later.
+namespace {
+
+// A ring and a buffer ring of the kinds the workers will make, made and dropped once per process: a
+// kernel or sandbox without them fails here, with one clear line, instead of in a worker thread later.
+// On a thread of its own: a thread that made a ring gets task work from the ring's teardown later
+// (io_ring_exit_work, TWA_SIGNAL), which fails a blocking call of its with a time-out (SO_RCVTIMEO)
+// with EINTR; a thread that has exited gets none.
+std::string probe_error() {
+    static const std::string error = [] {
+        std::string why;
+        std::thread([&why] {
+            io_uring probe{};
+            int r = init_ring(&probe);
+            if (r < 0) {
+                why = refusal("io_uring_queue_init", r);
+                return;
+            }
+            int err = 0;
+            size_t bytes = 0;
+            io_uring_buf_ring* br = setup_buf_ring(&probe, 8, &err, &bytes);
+            if (br == nullptr) why = refusal("provided buffer ring", err);
+            else free_buf_ring(&probe, br, bytes);
+            io_uring_queue_exit(&probe);
+        }).join();
+        return why;
+    }();
+    return error;
+}
+
+}  // namespace
+
 UringEngine::UringEngine(const WorkerConfig& cfg)
     : buffers_(std::bit_floor(std::clamp<unsigned>(cfg.uring_buffers, 1, 32768))),
       buffer_size_(std::max<size_t>(cfg.uring_buffer_size, 64)) {
-    io_uring probe{};
-    int r = init_ring(&probe);
-    if (r < 0) refuse("io_uring_queue_init", r);
-    int err = 0;
-    size_t bytes = 0;
-    io_uring_buf_ring* br = setup_buf_ring(&probe, 8, &err, &bytes);
-    if (br == nullptr) {
-        io_uring_queue_exit(&probe);
-        refuse("provided buffer ring", err);
-    }
-    free_buf_ring(&probe, br, bytes);
-    io_uring_queue_exit(&probe);
+    if (std::string why = probe_error(); !why.empty()) throw std::invalid_argument(why);
     // Blocking on purpose: the ring's read of it then waits for a wake instead of failing with EAGAIN.
     wake_fd_.reset(::eventfd(0, EFD_CLOEXEC));
     if (!wake_fd_) throw std::system_error(errno, std::system_category(), "eventfd");
