@@ -817,6 +817,8 @@ void Connection::ring_received(int res, std::span<char> bytes) {
                 w_.ring_->cancel_recv(*this);
                 return;
             }
+            // Output above low water: the multishot receive gives way to one buffer at a time (arm_recv).
+            if (recv_armed_ && recv_multishot_ && unsent() > w_.cfg_.low_water) w_.ring_->cancel_recv(*this);
             end_if_draining();
             if (is(ConnState::closed)) return;
         } else if (is(ConnState::closing)) {
@@ -895,10 +897,10 @@ void Connection::ring_sent(int res) {
         output_waited_ = true;
         auto p = inflight_.pending();
         w_.ring_->send(*this, p.data(), p.size());
-        return;
+    } else if (!out_.empty()) {
+        ring_start_send();  // what was sent meanwhile, in order
     }
-    if (!out_.empty()) ring_start_send();  // what was sent meanwhile, in order
-    after_written();
+    after_written();  // progress, partial or not: below low water reading resumes, as after a short write
 }
 
 // The outbound connect's POLLOUT: the connect finished or failed.

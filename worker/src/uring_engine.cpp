@@ -194,9 +194,14 @@ void UringEngine::arm_wake() {
     io_uring_prep_read(s, wake_fd_.get(), &wake_value_, sizeof wake_value_, 0);
 }
 
+// Multishot while the connection's output is below low water; above it one buffer at a time, so that
+// the high-water pause comes within a buffer of the mark, as it does after a read() (a multishot
+// receive delivers what the kernel has posted before its cancel takes effect: a whole burst).
 void UringEngine::arm_recv(Connection& c) {
     auto* s = static_cast<io_uring_sqe*>(sqe(tag(&c, op_recv)));
-    io_uring_prep_recv_multishot(s, c.fd(), nullptr, 0, 0);
+    c.recv_multishot_ = c.unsent() <= c.w_.cfg_.low_water;
+    if (c.recv_multishot_) io_uring_prep_recv_multishot(s, c.fd(), nullptr, 0, 0);
+    else io_uring_prep_recv(s, c.fd(), nullptr, 0, 0);  // len 0: the selected buffer's size
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = kGroup;
     c.recv_armed_ = true;

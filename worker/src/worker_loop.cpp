@@ -17,9 +17,7 @@ namespace {
 // its first request follows the handshake within a round trip or two, and a client that connects and
 // waits longer holds the stop up no further.
 constexpr int64_t kFirstRequestGraceMs = 1'000;
-}  // namespace
 
-namespace {
 // Before anything is made: a combination that cannot work is refused with its reason.
 const WorkerConfig& checked(const WorkerConfig& cfg) {
     if (cfg.backend == Backend::io_uring && cfg.direct_handoff)
