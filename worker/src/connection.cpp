@@ -315,7 +315,7 @@ void Connection::resume_reading() {
     after_data();  // held input is timed again
 }
 
-bool Connection::congested() const noexcept { return out_.size() > w_.cfg_.low_water; }
+bool Connection::congested() const noexcept { return unsent() > w_.cfg_.low_water; }
 
 // Output, in order: while a reservation is unfilled, sends queue behind it.
 void Connection::send(std::span<const char> bytes) {
