@@ -394,7 +394,7 @@ struct Flags {
 
 void add_flags(CLI::App& app, Flags& f) {
     std::string built = "auto";
-    for (auto b : kq::built_backends()) built += "|" + std::string(kq::backend_name(b));
+    for (auto b : kq::poller_backends()) built += "|" + std::string(kq::backend_name(b));
     app.add_option("--backend", f.backend, "Event backend built into this binary: " + built)
         ->check(CLI::IsMember(std::vector<std::string>{"auto", "epoll", "kqueue"}))
         ->capture_default_str();

@@ -64,6 +64,10 @@ if(LIBKQUEUE_FOUND AND NOT KQ_HAVE_NATIVE_KQUEUE)
 else()
   set(KQ_PACKAGE_LIBKQUEUE OFF)
 endif()
+set(KQ_PACKAGE_LIBURING ${KQ_HAVE_URING})
+if(NOT KQ_PACKAGE_LIBURING)
+  set(KQ_PACKAGE_LIBURING OFF)
+endif()
 configure_package_config_file(cmake/kqserverConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/kqserverConfig.cmake
   INSTALL_DESTINATION ${KQ_CMAKE_DIR})
 # 0.x: minor versions may change the API, patch versions do not.

@@ -29,11 +29,12 @@ inline SocketPair make_socketpair() {
     return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
-// Registers fn(state, backend) once per backend built, as "<name>/<backend>"; configure(bench) adds
-// the arguments, units and counters that every backend's copy shares.
+// Registers fn(state, backend) once per readiness backend built (these measure pollers and the mailbox
+// on them; io_uring has no Poller), as "<name>/<backend>"; configure(bench) adds the arguments, units
+// and counters that every backend's copy shares.
 template <class Fn, class Configure>
 void register_per_backend(const std::string& name, Fn fn, Configure configure) {
-    for (Backend b : built_backends()) {
+    for (Backend b : poller_backends()) {
         std::string full = name + "/" + std::string(backend_name(b));
         configure(benchmark::RegisterBenchmark(full.c_str(), fn, b));
     }

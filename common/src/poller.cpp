@@ -16,12 +16,14 @@ std::string_view backend_name(Backend b) {
         return "epoll";
     case Backend::kqueue:
         return "kqueue";
+    case Backend::io_uring:
+        return "io_uring";
     }
     return "?";
 }
 
 bool parse_backend(std::string_view text, Backend& out) {
-    for (Backend b : {Backend::automatic, Backend::epoll, Backend::kqueue}) {
+    for (Backend b : {Backend::automatic, Backend::epoll, Backend::kqueue, Backend::io_uring}) {
         if (text == backend_name(b)) {
             out = b;
             return true;
@@ -30,7 +32,7 @@ bool parse_backend(std::string_view text, Backend& out) {
     return false;
 }
 
-std::vector<Backend> built_backends() {
+std::vector<Backend> poller_backends() {
     std::vector<Backend> v;
 #ifdef KQ_HAVE_EPOLL
     v.push_back(Backend::epoll);  // native on Linux: preferred over the libkqueue emulation
@@ -41,9 +43,19 @@ std::vector<Backend> built_backends() {
     return v;
 }
 
+std::vector<Backend> built_backends() {
+    std::vector<Backend> v = poller_backends();
+#ifdef KQ_HAVE_URING
+    v.push_back(Backend::io_uring);  // last: automatic picks a readiness backend until measured (issue 16)
+#endif
+    return v;
+}
+
 std::unique_ptr<Poller> make_poller(Backend b) {
+    if (b == Backend::io_uring)
+        throw std::invalid_argument("io_uring is a completion backend: the worker runs it, it has no Poller");
     if (b == Backend::automatic) {
-        auto built = built_backends();
+        auto built = poller_backends();
         if (built.empty()) throw std::invalid_argument("no poller backend was built");
         b = built.front();
     }

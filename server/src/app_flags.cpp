@@ -35,7 +35,7 @@ void add_model_flags(CLI::App& app, AppOptions& o) {
         ->check(whole_number_check(0, 1024))
         ->capture_default_str();
     app.add_option("--backend", o.backend, "Event backend built into this binary: " + built)
-        ->check(one_of({"auto", "epoll", "kqueue"}))
+        ->check(one_of({"auto", "epoll", "kqueue", "io_uring"}))
         ->capture_default_str();
     app.add_option("--dispatch", o.dispatch, "How the acceptor picks a worker: round-robin|least-connections")
         ->check(one_of({"round-robin", "least-connections"}))

@@ -88,7 +88,7 @@ Server::Server(const ServerConfig& cfg, std::unique_ptr<Protocol> protocol, std:
         return;
     }
     acceptor_ = std::make_unique<Acceptor>(std::move(listeners.front()), std::move(links), cfg_.dispatch,
-                                           cfg_.worker.backend, limit, cfg_.handoff);
+                                           poller_backend(cfg_.worker.backend), limit, cfg_.handoff);
 }
 
 size_t default_max_connections(int workers) {

@@ -74,11 +74,12 @@ private:
 };
 
 struct Dialer {
-    Dialer(uint16_t target_port, std::chrono::milliseconds timeout) {
+    Dialer(uint16_t target_port, std::chrono::milliseconds timeout, Backend backend) {
         auto p = std::make_unique<DialProtocol>(SocketAddress::numeric("127.0.0.1", target_port), timeout);
         protocol = p.get();
         ServerConfig cfg;
         cfg.workers = 1;
+        cfg.worker.backend = backend;
         server = std::make_unique<RunningServer>(cfg, std::move(p));
     }
     // Outbound connections started and not yet closed, and accepted ones not yet closed.
@@ -100,9 +101,12 @@ std::string read_line(int fd) {
     return line;
 }
 
-TEST(ConnConnect, ConnectsAndTheNewSessionServesTheTarget) {
+// On every backend: the readiness ones learn of the connect through a WRITE edge, io_uring through a poll.
+using ConnConnect = BackendTest;
+
+TEST_P(ConnConnect, ConnectsAndTheNewSessionServesTheTarget) {
     RunningServer echo(ServerConfig{});
-    Dialer dialer(echo.port(), std::chrono::milliseconds(5000));
+    Dialer dialer(echo.port(), std::chrono::milliseconds(5000), GetParam());
     UniqueFd c = connect_with_read_timeout(dialer.server->port());
     EXPECT_EQ(read_line(c.get()), "dialing\n");
     EXPECT_EQ(read_line(c.get()), "connected\n");
@@ -116,9 +120,9 @@ TEST(ConnConnect, ConnectsAndTheNewSessionServesTheTarget) {
     EXPECT_EQ(dialer.accepted_open(), 0u);
 }
 
-TEST(ConnConnect, RefusedReportsECONNREFUSED) {
+TEST_P(ConnConnect, RefusedReportsECONNREFUSED) {
     RefusingPort refusing;
-    Dialer dialer(refusing.port, std::chrono::milliseconds(5000));
+    Dialer dialer(refusing.port, std::chrono::milliseconds(5000), GetParam());
     UniqueFd c = connect_with_read_timeout(dialer.server->port());
     EXPECT_EQ(read_line(c.get()), "dialing\n");
     EXPECT_EQ(read_line(c.get()), "failed " + std::to_string(ECONNREFUSED) + "\n");
@@ -127,9 +131,9 @@ TEST(ConnConnect, RefusedReportsECONNREFUSED) {
     EXPECT_TRUE(eventually([&] { return dialer.outbound_open() == 0; }));
 }
 
-TEST(ConnConnect, NoAnswerReportsETIMEDOUTAfterTheTimeout) {
+TEST_P(ConnConnect, NoAnswerReportsETIMEDOUTAfterTheTimeout) {
     UnresponsiveListener silent;
-    Dialer dialer(silent.port, std::chrono::milliseconds(300));
+    Dialer dialer(silent.port, std::chrono::milliseconds(300), GetParam());
     auto start = std::chrono::steady_clock::now();
     UniqueFd c = connect_with_read_timeout(dialer.server->port());
     EXPECT_EQ(read_line(c.get()), "dialing\n");
@@ -141,9 +145,9 @@ TEST(ConnConnect, NoAnswerReportsETIMEDOUTAfterTheTimeout) {
     EXPECT_TRUE(eventually([&] { return dialer.outbound_open() == 0; }));
 }
 
-TEST(ConnConnect, AskerClosedFirstNeitherCallbackRunsAndTheConnectionIsClosed) {
+TEST_P(ConnConnect, AskerClosedFirstNeitherCallbackRunsAndTheConnectionIsClosed) {
     UnresponsiveListener silent;  // the connect cannot complete before the asker has gone
-    Dialer dialer(silent.port, std::chrono::milliseconds(300));
+    Dialer dialer(silent.port, std::chrono::milliseconds(300), GetParam());
     {
         UniqueFd c = connect_with_read_timeout(dialer.server->port());
         EXPECT_EQ(read_line(c.get()), "dialing\n");  // the connect was started
@@ -156,5 +160,7 @@ TEST(ConnConnect, AskerClosedFirstNeitherCallbackRunsAndTheConnectionIsClosed) {
     EXPECT_EQ(dialer.protocol->counts.opened.load(), 0);
     EXPECT_EQ(dialer.protocol->counts.failed.load(), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ConnConnect, ::testing::ValuesIn(built_backends()), backend_label);
 
 }  // namespace

@@ -32,6 +32,7 @@ void expect_rejected(Client& c, int status) {
 
 class HttpTest : public ::testing::TestWithParam<Backend> {
 protected:
+    void SetUp() override { KQ_SKIP_IF_UNAVAILABLE(GetParam()); }
     std::unique_ptr<RunningServer> start(const HttpOptions& opt = {}, int workers = 2) {
         ServerConfig cfg;
         cfg.workers = workers;

@@ -891,7 +891,9 @@ TEST_P(PollerConformance, LevelTriggeredListeningSocketIsReportedUntilDrained) {
     EXPECT_EQ(count_for(wait_once(poller(), kEventTimeoutMs), &tag), 1u) << "a new client is reported";
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, PollerConformance, ::testing::ValuesIn(kq::built_backends()), backend_test_name);
+// The readiness backends only: io_uring is a completion backend, not a Poller. It shares the worker-level
+// suites with them (WorkerIo, ServerTest, HttpTest...), not these poller mechanics.
+INSTANTIATE_TEST_SUITE_P(Backends, PollerConformance, ::testing::ValuesIn(kq::poller_backends()), backend_test_name);
 // A build with no backend at all fails the registry test below instead.
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PollerConformance);
 
@@ -901,7 +903,8 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PollerConformance);
 // built backend, and asking for a backend this binary lacks is std::invalid_argument (what --backend
 // turns into a clear CLI error), not a crash or a silent substitute.
 TEST(PollerRegistry, NamesParseAndUnbuiltBackendIsRejected) {
-    const std::vector<kq::Backend> all = {kq::Backend::automatic, kq::Backend::epoll, kq::Backend::kqueue};
+    const std::vector<kq::Backend> all = {kq::Backend::automatic, kq::Backend::epoll, kq::Backend::kqueue,
+                                          kq::Backend::io_uring};
     std::set<std::string> names;
     for (kq::Backend b : all) {
         std::string name(kq::backend_name(b));
@@ -913,6 +916,9 @@ TEST(PollerRegistry, NamesParseAndUnbuiltBackendIsRejected) {
     EXPECT_EQ(kq::backend_name(kq::Backend::automatic), "auto");
     EXPECT_EQ(kq::backend_name(kq::Backend::epoll), "epoll");
     EXPECT_EQ(kq::backend_name(kq::Backend::kqueue), "kqueue");
+    EXPECT_EQ(kq::backend_name(kq::Backend::io_uring), "io_uring");
+    // A completion backend has no Poller, built or not; auto never picks it.
+    EXPECT_THROW(kq::make_poller(kq::Backend::io_uring), std::invalid_argument);
     for (const char* bad : {"", "Epoll", "EPOLL", "kqueue ", "select", "automatic", "poll"}) {
         kq::Backend out = kq::Backend::epoll;
         EXPECT_FALSE(kq::parse_backend(bad, out)) << "'" << bad << "' accepted";
@@ -922,6 +928,10 @@ TEST(PollerRegistry, NamesParseAndUnbuiltBackendIsRejected) {
     const std::vector<kq::Backend> built = kq::built_backends();
     ASSERT_FALSE(built.empty()) << "no poller backend was built";
     EXPECT_EQ(std::set<kq::Backend>(built.begin(), built.end()).size(), built.size()) << "duplicates";
+    EXPECT_NE(built.front(), kq::Backend::io_uring) << "auto must not pick io_uring before it is measured";
+    const std::vector<kq::Backend> pollers = kq::poller_backends();
+    ASSERT_FALSE(pollers.empty());
+    EXPECT_EQ(pollers.front(), built.front());
     auto p = kq::make_poller(kq::Backend::automatic);
     EXPECT_EQ(p->backend(), built.front()) << "auto must pick the preferred (first) built backend";
 

@@ -33,6 +33,6 @@ TEST_P(PollerReadiness, FilterIsNotAFlag) {
     EXPECT_TRUE(ev[0].readable);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, PollerReadiness, ::testing::ValuesIn(built_backends()), backend_label);
+INSTANTIATE_TEST_SUITE_P(Backends, PollerReadiness, ::testing::ValuesIn(poller_backends()), backend_label);
 
 }  // namespace

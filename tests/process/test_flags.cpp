@@ -70,6 +70,8 @@ const std::vector<BadValue>& bad_values() {
         {KQSERVER_PATH, {"--drain-timeout", "inf"}, "--drain-timeout"},
         {KQSERVER_PATH, {"--linger", "-1"}, "--linger"},
         {KQSERVER_PATH, {"--idle-timeout", "86400.001"}, "--idle-timeout"},
+        // a completion backend cannot take registrations from the acceptor's thread
+        {KQSERVER_PATH, {"--backend", "io_uring", "--handoff", "direct"}, "--handoff"},
         // kqbench: counts, durations (int64 ns), rates
         {KQBENCH_PATH, {"-n", "-1"}, "--requests"},
         {KQBENCH_PATH, {"-n", "99999999999999999999"}, "--requests"},

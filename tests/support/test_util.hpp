@@ -24,12 +24,20 @@
 #include "kq/net.hpp"
 #include "kq/protocols.hpp"
 #include "kq/server.hpp"
+#include "kq/worker.hpp"
 
 namespace kq::test {
 
 // Fixture of the suites that run once per built backend: config() gives a server config on that backend.
+// A backend this machine cannot run now (io_uring refused by the kernel or a sandbox) skips, with the reason.
+#define KQ_SKIP_IF_UNAVAILABLE(backend)                                                              \
+    do {                                                                                             \
+        if (std::string why = ::kq::backend_unavailable(backend); !why.empty()) GTEST_SKIP() << why; \
+    } while (0)
+
 class BackendTest : public ::testing::TestWithParam<Backend> {
 protected:
+    void SetUp() override { KQ_SKIP_IF_UNAVAILABLE(GetParam()); }
     ServerConfig config(int workers) const {
         ServerConfig cfg;
         cfg.workers = workers;

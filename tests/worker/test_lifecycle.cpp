@@ -74,6 +74,7 @@ struct Case {
 
 class Lifecycle : public ::testing::TestWithParam<Case> {
 protected:
+    void SetUp() override { KQ_SKIP_IF_UNAVAILABLE(GetParam().backend); }
     ServerConfig config() const {
         Event e = GetParam().event;
         ServerConfig cfg;

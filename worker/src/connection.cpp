@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <system_error>
 
 #include "conn_port.hpp"
+#include "uring_engine.hpp"
 #include "worker_context.hpp"
 
 namespace kq {
@@ -131,6 +133,10 @@ void Connection::read_input() {
 // Writes bytes now if nothing waits before them, and keeps the unsent tail. Open or closing.
 inline void Connection::emit(std::span<const char> bytes) {
     if (bytes.empty()) return;
+    if (w_.ring_ != nullptr) {  // io_uring: sent with the next wait
+        ring_emit(bytes);
+        return;
+    }
     if (out_.empty()) {
         size_t done = 0;
         if (!write_some(bytes, done)) return;
@@ -149,6 +155,11 @@ void Connection::read_open() {
     if (peer_eof_) return;
     if (reading_held()) {
         read_pending_ = true;
+        if (w_.ring_ != nullptr) w_.ring_->cancel_recv(*this);
+        return;
+    }
+    if (w_.ring_ != nullptr) {  // io_uring: input comes as completions (ring_received)
+        ring_read();
         return;
     }
     std::vector<char>& scratch = w_.scratch_;
@@ -304,7 +315,7 @@ void Connection::resume_reading() {
     after_data();  // held input is timed again
 }
 
-bool Connection::congested() const noexcept { return out_.size() > w_.cfg_.low_water; }
+bool Connection::congested() const noexcept { return unsent() > w_.cfg_.low_water; }
 
 // Output, in order: while a reservation is unfilled, sends queue behind it.
 void Connection::send(std::span<const char> bytes) {
@@ -343,7 +354,7 @@ void Connection::fill(Reservation r, std::string bytes) {
         if (is(ConnState::closed)) return;  // a write failed: ext_ is still there, but nothing is owed
     }
     if (reserving()) return;
-    if (is(ConnState::closing) && out_.empty()) finish();
+    if (is(ConnState::closing) && all_sent()) finish();
     else release_extras_if_empty();
     shut_write_if_flushed();
 }
@@ -358,7 +369,7 @@ void Connection::fail(Reservation r) {
     pending.erase(it, pending.end());
     if (is(ConnState::open)) {
         close();  // finishes at once if nothing before r is still owed
-    } else if (!reserving() && out_.empty()) {
+    } else if (!reserving() && all_sent()) {
         finish();  // closing already, and r was all it waited for
     }
 }
@@ -407,12 +418,16 @@ void Connection::flush() {
     if (!write_some(out_.pending(), done)) return;
     if (done > 0) touch();
     out_.consume(done);
-    if (out_.empty() && is(ConnState::closing)) {
+    after_written();
+}
+
+void Connection::after_written() {
+    if (all_sent() && is(ConnState::closing)) {
         if (!reserving()) finish();
         return;
     }
     shut_write_if_flushed();
-    if (out_.size() > w_.cfg_.low_water) return;
+    if (unsent() > w_.cfg_.low_water) return;
     if (read_paused_) {
         read_paused_ = false;
         if (read_pending_ || reoffer_) queue_resume();  // input in the kernel, or held input to offer again
@@ -431,7 +446,7 @@ void Connection::close() {
     if (!is(ConnState::open)) return;
     state_ = ConnState::closing;
     request_timed_ = false;
-    if (out_.empty() && !reserving()) finish();
+    if (all_sent() && !reserving()) finish();
 }
 
 // Half-close once the output owed is written; the session goes on reading (a proxy's other direction).
@@ -443,7 +458,7 @@ void Connection::shutdown_write() {
 
 // SHUT_WR fails only on a socket that is already dead: its next read or event reports that.
 void Connection::shut_write_if_flushed() {
-    if (!write_shut_ || write_shut_done_ || !is(ConnState::open) || !out_.empty() || reserving()) return;
+    if (!write_shut_ || write_shut_done_ || !is(ConnState::open) || !all_sent() || reserving()) return;
     write_shut_done_ = true;
     ::shutdown(fd(), SHUT_WR);
 }
@@ -483,6 +498,10 @@ void Connection::finish() {
 
 void Connection::discard_input() {
     read_pending_ = false;
+    if (w_.ring_ != nullptr) {  // io_uring: what arrives while lingering is dropped (ring_received)
+        if (!recv_armed_) w_.ring_->arm_recv(*this);
+        return;
+    }
     std::vector<char>& scratch = w_.scratch_;
     for (size_t reads = 0; reads < w_.cfg_.reads_per_event; ++reads) {
         ssize_t n = ::read(fd(), scratch.data(), scratch.size());
@@ -504,7 +523,12 @@ void Connection::close_now() {
     if (is(ConnState::closed)) return;
     state_ = ConnState::closed;
     request_timed_ = false;
-    fd_.reset();
+    if (ops_ > 0 && w_.ring_ != nullptr) {
+        w_.ring_->cancel_all(*this);  // the fd closes with the object, once nothing of it is in flight
+    } else {
+        fd_.reset();
+        inflight_.release();
+    }
     out_.release();
     w_.open_.remove(*this);
     w_.timers_.cancel(*this);
@@ -516,6 +540,14 @@ void Connection::close_now() {
     if (slot_ != ConnPort::kNoSlot) w_.port_->release(slot_);  // its handles go dead
     w_.graveyard_.push_back(this);
     (outbound_ ? w_.stats_.outbound_closed : w_.stats_.closed).add();
+}
+
+bool Connection::reap_now() noexcept {
+    if (ops_ == 0 || w_.ring_ == nullptr) return true;
+    reaped_ = true;
+    session_.reset();  // when a readiness backend's would go; the shell waits for its completions
+    w_.ring_->keep_until_idle(*this);
+    return false;
 }
 
 }  // namespace kq
@@ -657,6 +689,10 @@ void Connection::connect(const SocketAddress& to, std::chrono::milliseconds time
     c->connect_by_ms_ = w_.now_ms_ + std::max<int64_t>(1, timeout.count());
     c->extras().outbound = std::make_unique<Outbound>(Outbound{handle(), std::move(open), std::move(failed), err});
     c->start();  // the open list (closed with the worker) and the connect deadline
+    if (err == 0 && w_.ring_ != nullptr) {
+        w_.ring_->poll_connect(*c);  // io_uring: POLLOUT ends the connect
+        return;
+    }
     if (err == 0) {
         try {
             w_.io_->add(c->fd(), c);  // the connect's completion is its first WRITE edge
@@ -707,6 +743,179 @@ SocketAddress SocketAddress::numeric(const std::string& host, uint16_t port) {
         throw std::invalid_argument("not a numeric IPv4 or IPv6 address: " + host);
     }
     return a;
+}
+
+}  // namespace kq
+
+namespace kq {
+
+// ---- The completion side (io_uring): the engine (uring_engine.cpp) hands each completion here. Sessions
+// see the same calls in the same order as on a readiness backend.
+
+// Open, on the ring: input that came while reading was held back is delivered first (and an EOF that
+// followed it); then a multishot receive is armed unless one is.
+void Connection::ring_read() {
+    if (peer_eof_) return;
+    if (reading_held()) {
+        read_pending_ = true;
+        w_.ring_->cancel_recv(*this);
+        return;
+    }
+    read_pending_ = false;
+    if (ext_ && !ext_->stash.empty()) {
+        std::string stash;
+        stash.swap(ext_->stash);
+        touch();
+        answered_ = false;
+        if (!deliver(std::span<char>(stash.data(), stash.size()))) return;
+        after_data();
+        if (reading_held()) {
+            read_pending_ = true;
+            return;
+        }
+    }
+    if (stash_eof_) {
+        stash_eof_ = false;
+        peer_eof_ = true;
+        request_timed_ = false;
+        session_->on_peer_eof(*this);
+        return;
+    }
+    if (!recv_armed_) w_.ring_->arm_recv(*this);
+}
+
+bool Connection::ring_wants_recv() const noexcept {
+    if (is(ConnState::lingering)) return true;
+    return is(ConnState::open) && !peer_eof_ && !stash_eof_ && !reading_held();
+}
+
+// One receive completion: bytes (res > 0, valid during this call only), EOF (0) or an error. The
+// engine has already noted whether the multishot receive ended.
+void Connection::ring_received(int res, std::span<char> bytes) {
+    if (is(ConnState::closed)) return;
+    if (res > 0) {
+        w_.stats_.bytes_read.add(static_cast<uint64_t>(res));
+        if (is(ConnState::open)) {
+            // Held back: it came before the cancel took effect, and waits for reading to resume. After
+            // stashed input that the resume list has not delivered yet, it waits too: the order is kept.
+            if (reading_held() || has_stash()) {
+                extras().stash.append(bytes.data(), bytes.size());
+                read_pending_ = true;
+                if (reading_held()) w_.ring_->cancel_recv(*this);
+                else queue_resume();
+                return;
+            }
+            touch();
+            // A full buffer may have left more in the kernel: a close inside on_data must linger.
+            read_pending_ = bytes.size() == w_.ring_->buffer_size();
+            answered_ = false;
+            if (!deliver(bytes)) return;  // closed
+            read_pending_ = false;
+            after_data();
+            if (reading_held()) {
+                read_pending_ = true;
+                w_.ring_->cancel_recv(*this);
+                return;
+            }
+            // Output above low water: the multishot receive gives way to one buffer at a time (arm_recv).
+            if (recv_armed_ && recv_multishot_ && unsent() > w_.cfg_.low_water) w_.ring_->cancel_recv(*this);
+            end_if_draining();
+            if (is(ConnState::closed)) return;
+        } else if (is(ConnState::closing)) {
+            read_pending_ = true;  // input the lingering close discards: it is dropped now instead
+        }
+    } else if (res == 0) {
+        if (is(ConnState::lingering)) {
+            close_now();  // the client is done
+            return;
+        }
+        if (is(ConnState::open) && (has_stash() || reading_held())) {
+            stash_eof_ = true;  // after any stashed input, when reading resumes (readiness: read then)
+            read_pending_ = true;
+            if (!reading_held()) queue_resume();
+        } else {
+            peer_eof_ = true;
+            request_timed_ = false;
+            if (is(ConnState::open)) {
+                session_->on_peer_eof(*this);
+                end_if_draining();
+            }
+        }
+        return;
+    } else if (res != -ENOBUFS && res != -ECANCELED) {
+        if (is(ConnState::open)) w_.stats_.errors.add();
+        close_now();  // a reset, or another error: nothing more can be read
+        return;
+    }
+    // A multishot receive ends on ENOBUFS (every buffer in use) and sometimes on its own: armed again
+    // (the buffers return before it is submitted).
+    if (!recv_armed_ && ring_wants_recv()) w_.ring_->arm_recv(*this);
+}
+
+// New output joins out_; the send list prepares one send per connection before the next wait. The bytes
+// of a send in flight (inflight_) stay where they are until its completion.
+void Connection::ring_emit(std::span<const char> bytes) {
+    out_.append(bytes);
+    wrote_ = true;
+    if (!send_listed_ && inflight_.empty()) {
+        send_listed_ = true;
+        w_.to_send_.push_back(this);
+    }
+    if (unsent() > w_.cfg_.low_water) drain_wanted_ = true;
+    if (unsent() > w_.cfg_.high_water) read_paused_ = true;
+}
+
+void Connection::ring_start_send() {
+    send_listed_ = false;
+    if (is(ConnState::closed) || !inflight_.empty() || out_.empty()) return;
+    // TCP_NODELAY before the second send, as write_some() does.
+    if (nodelay_pending_ && ring_sent_once_) {
+        nodelay_pending_ = false;
+        int one = 1;
+        ::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    ring_sent_once_ = true;
+    std::swap(inflight_, out_);
+    auto p = inflight_.pending();
+    w_.ring_->send(*this, p.data(), p.size());
+}
+
+void Connection::ring_sent(int res) {
+    if (is(ConnState::closed)) {
+        inflight_.release();
+        return;
+    }
+    if (res < 0) {
+        w_.stats_.errors.add();  // EPIPE, ECONNRESET: this connection only
+        close_now();
+        return;
+    }
+    w_.stats_.bytes_written.add(static_cast<uint64_t>(res));
+    if (res > 0) touch();
+    inflight_.consume(static_cast<size_t>(res));
+    if (!inflight_.empty()) {  // partial: the socket was full; the rest, from where it stopped
+        output_waited_ = true;
+        auto p = inflight_.pending();
+        w_.ring_->send(*this, p.data(), p.size());
+    } else if (!out_.empty()) {
+        ring_start_send();  // what was sent meanwhile, in order
+    }
+    after_written();  // progress, partial or not: below low water reading resumes, as after a short write
+}
+
+// The outbound connect's POLLOUT: the connect finished or failed.
+void Connection::ring_polled(int res) {
+    if (!is(ConnState::connecting)) return;
+    int err = 0;
+    if (res < 0) {
+        err = -res;
+    } else {
+        socklen_t len = sizeof err;
+        if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+        if (err == 0 && (res & (POLLERR | POLLHUP))) err = ECONNREFUSED;
+    }
+    finish_connect(err);
+    if (is(ConnState::open)) read_input();
 }
 
 }  // namespace kq

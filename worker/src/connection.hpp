@@ -26,6 +26,7 @@
 namespace kq {
 
 struct WorkerContext;
+class UringEngine;
 
 // Bytes accepted for sending but not yet written: a vector plus a read offset, released when empty.
 class OutBuffer {
@@ -110,7 +111,13 @@ public:
     // During a graceful stop: ends an open connection that is between requests.
     void end_if_draining();
     // Closes the fd now (which also takes it out of the poller); the object is freed when the batch ends.
+    // On io_uring, operations still in flight are cancelled and the fd closes with the object, once none is.
     void close_now();
+    // reap(): true when it may be freed now; otherwise (io_uring, operations in flight) its session goes now
+    // and the engine frees the rest with its last completion.
+    bool reap_now() noexcept;
+    // io_uring: on the worker's send list.
+    bool send_listed() const noexcept { return send_listed_; }
 
     // Conn, for the session.
     using Conn::send;
@@ -119,7 +126,7 @@ public:
     void close() override;  // open -> closing
     void shutdown_write() override;
     void count_requests(uint64_t n) override;
-    size_t unsent() const noexcept override { return out_.size(); }
+    size_t unsent() const noexcept override { return out_.size() + inflight_.size(); }
     bool congested() const noexcept override;
     void pause_reading() override;
     void resume_reading() override;
@@ -164,7 +171,10 @@ private:
         std::vector<std::unique_ptr<UserTimer>> timers;  // armed, or running
         std::deque<Pending> pending;                     // output queued behind a reservation
         std::unique_ptr<Outbound> outbound;              // while connecting
-        bool empty() const noexcept { return held.empty() && timers.empty() && pending.empty() && !outbound; }
+        std::string stash;  // io_uring: input received while reading was held back, not yet delivered
+        bool empty() const noexcept {
+            return held.empty() && timers.empty() && pending.empty() && !outbound && stash.empty();
+        }
     };
     Extras& extras();
     void release_extras_if_empty() noexcept;
@@ -204,6 +214,30 @@ private:
     std::unique_ptr<Extras> ext_;
     std::unique_ptr<Session> session_;  // after ext_: destroyed first, while the timers it set still exist
     OutBuffer out_;
+    // The completion backend (io_uring, uring_engine.cpp): what the ring has of this connection's.
+    friend class UringEngine;
+    void ring_read();
+    void ring_received(int res, std::span<char> bytes);
+    bool ring_wants_recv() const noexcept;
+    void ring_emit(std::span<const char> bytes);
+    void ring_start_send();
+    void ring_sent(int res);
+    void ring_polled(int res);
+    bool has_stash() const noexcept { return ext_ && !ext_->stash.empty(); }
+    // Output written (readiness: flush; completion: a send completed): finish a close, half-close,
+    // resume reading below low water, on_drained.
+    void after_written();
+    // Nothing owed is left to write: readiness backends keep only out_, io_uring also a send in flight.
+    bool all_sent() const noexcept { return out_.empty() && inflight_.empty(); }
+    OutBuffer inflight_;           // io_uring: the bytes of the send in flight, at a stable address
+    uint16_t ops_ = 0;             // io_uring: operations in flight; the object is freed only at 0
+    bool recv_armed_ = false;      // io_uring: a multishot receive is armed
+    bool recv_cancelled_ = false;  // and its cancel was asked for (reading held back, or closing)
+    bool recv_multishot_ = false;  // and it is multishot (output at or below low water when armed)
+    bool send_listed_ = false;     // io_uring: on the worker's send list
+    bool ring_sent_once_ = false;  // io_uring: a send was started (TCP_NODELAY before the second)
+    bool stash_eof_ = false;       // io_uring: the EOF came after input stashed while reading was held
+    bool reaped_ = false;          // io_uring: closed and reaped; its last completion frees it
     ConnState state_ = ConnState::open;
     bool request_timed_ = false;    // open, mid-request: the request time-out runs from request_began_ms_
     bool peer_eof_ = false;         // read() returned 0

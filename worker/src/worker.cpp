@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "uring_engine.hpp"
 #include "worker_loop.hpp"
 
 namespace kq {
@@ -60,6 +61,16 @@ int64_t Worker::cpu_time_us() const noexcept {
     timespec ts{};
     if (pthread_getcpuclockid(handle, &clock) != 0 || clock_gettime(clock, &ts) != 0) return -1;
     return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+std::string backend_unavailable(Backend b) {
+    try {
+        if (b == Backend::io_uring) UringEngine probe{WorkerConfig{}};
+        else make_poller(b);
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return {};
 }
 
 }  // namespace kq

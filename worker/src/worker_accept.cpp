@@ -9,7 +9,8 @@ namespace kq {
 
 void WorkerLoop::listen_on(UniqueFd listener, size_t max_connections) {
     accept_.listen(std::move(listener), max_connections);
-    poller_->add_readonly(accept_.fd(), &accept_);
+    // io_uring: the loop arms a poll on it instead (UringEngine::arm_accept).
+    if (poller_) poller_->add_readonly(accept_.fd(), &accept_);
     accept_pending_ = true;  // clients may have queued before the registration
 }
 

@@ -31,7 +31,8 @@ struct WorkerContext {
     uint64_t opened_ = 0;             // connections opened so far (Conn::id)
     uint64_t last_id_ = 0;            // the last timer id or reservation ticket given
     std::shared_ptr<ConnPort> port_;  // what other threads send through ConnHandles
-    Poller* io_ = nullptr;            // the worker's poller, for outbound connections
+    Poller* io_ = nullptr;            // the worker's poller, for outbound connections (readiness backends)
+    UringEngine* ring_ = nullptr;     // io_uring: the worker's ring while its loop runs; nullptr otherwise
     std::thread::id thread_;          // the worker's thread while it runs (checked in debug builds)
 
     // Debug builds: a session's Conn used from another thread is a bug the API cannot prevent (ConnHandle
@@ -47,6 +48,7 @@ struct WorkerContext {
     OpenList open_;                       // every connection not yet closed, in admission order
     std::vector<Connection*> scheduled_;  // the resume list: input no edge will announce again
     std::vector<Connection*> graveyard_;  // closed during this batch; freed after it
+    std::vector<Connection*> to_send_;    // io_uring: connections with new output, sent with the next wait
 };
 
 }  // namespace kq

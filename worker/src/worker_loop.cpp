@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <new>
+#include <stdexcept>
 
 #include "kq/clock.hpp"
 
@@ -16,12 +17,24 @@ namespace {
 // its first request follows the handshake within a round trip or two, and a client that connects and
 // waits longer holds the stop up no further.
 constexpr int64_t kFirstRequestGraceMs = 1'000;
+
+// Before anything is made: a combination that cannot work is refused with its reason.
+const WorkerConfig& checked(const WorkerConfig& cfg) {
+    if (cfg.backend == Backend::io_uring && cfg.direct_handoff)
+        throw std::invalid_argument(
+            "--handoff direct cannot work with io_uring: only the worker's own thread "
+            "may submit to its ring (use --handoff queue)");
+    return cfg;
+}
 }  // namespace
 
 WorkerLoop::WorkerLoop(int index, const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats)
-    : WorkerContext(index, cfg, stats), protocol_(protocol),
-      poller_(cfg.poller_factory ? cfg.poller_factory(cfg.backend) : make_poller(cfg.backend)), mailbox_(*poller_),
-      events_(static_cast<size_t>(cfg.batch)) {
+    : WorkerContext(index, checked(cfg), stats), protocol_(protocol),
+      poller_(cfg.backend == Backend::io_uring ? nullptr
+              : cfg.poller_factory             ? cfg.poller_factory(cfg.backend)
+                                               : make_poller(cfg.backend)),
+      uring_(cfg.backend == Backend::io_uring ? std::make_unique<UringEngine>(cfg) : nullptr), mailbox_(waker()),
+      events_(poller_ ? static_cast<size_t>(cfg.batch) : 0) {
     port_ = std::make_shared<ConnPort>(mailbox_);
     io_ = poller_.get();
     update_clock();
@@ -31,18 +44,22 @@ WorkerLoop::~WorkerLoop() { close_all(); }
 
 void WorkerLoop::request_stop() noexcept {
     stop_.store(true, std::memory_order_release);
-    poller_->wake();
+    waker().wake();
 }
 
 void WorkerLoop::request_drain() noexcept {
     drain_requested_.store(true, std::memory_order_release);
-    poller_->wake();
+    waker().wake();
 }
 
 void WorkerLoop::update_clock() noexcept { now_ms_ = steady_now_ms(); }
 
 void WorkerLoop::run() {
     thread_ = std::this_thread::get_id();
+    if (uring_) {
+        uring_->start(*this);  // on this thread: the ring's only submitter
+        ring_ = uring_.get();
+    }
     while (!stop_.load(std::memory_order_acquire)) {
         admit_new();
         if (!draining_ && drain_requested_.load(std::memory_order_acquire)) begin_drain();
@@ -51,17 +68,31 @@ void WorkerLoop::run() {
         // was not emptied all need a pass.
         int timeout = scheduled_.empty() && !accept_ready() ? wait_timeout_ms() : 0;
         bool may_sleep = timeout != 0 && mailbox_.prepare_sleep();
-        int n = poller_->wait(events_, may_sleep ? timeout : 0);
-        if (may_sleep) mailbox_.woke();
-        update_clock();
-        stats_.waits.add();
-        stats_.events.add(static_cast<uint64_t>(n));
-        stats_.events_per_wait.record(static_cast<uint64_t>(n));
-        // The hand-off mode decides once per batch whether an event may be a connection's first.
-        if (cfg_.direct_handoff)
-            for (int i = 0; i < n; ++i) handle<true>(events_[static_cast<size_t>(i)]);
-        else
-            for (int i = 0; i < n; ++i) handle<false>(events_[static_cast<size_t>(i)]);
+        if (ring_ != nullptr) {
+            // io_uring: the sends of this iteration go in with the wait; completions are handed out after it.
+            if (!accept_pending_ && accept_.fd() >= 0) ring_->arm_accept(accept_.fd());
+            unsigned n = ring_->wait(may_sleep ? timeout : 0);
+            if (may_sleep) mailbox_.woke();
+            update_clock();
+            stats_.waits.add();
+            stats_.events.add(n);
+            stats_.events_per_wait.record(n);
+            UringEngine::Batch b = ring_->dispatch();
+            if (b.woken) stats_.wakeups.add();
+            if (b.accept) accept_pending_ = true;
+        } else {
+            int n = poller_->wait(events_, may_sleep ? timeout : 0);
+            if (may_sleep) mailbox_.woke();
+            update_clock();
+            stats_.waits.add();
+            stats_.events.add(static_cast<uint64_t>(n));
+            stats_.events_per_wait.record(static_cast<uint64_t>(n));
+            // The hand-off mode decides once per batch whether an event may be a connection's first.
+            if (cfg_.direct_handoff)
+                for (int i = 0; i < n; ++i) handle<true>(events_[static_cast<size_t>(i)]);
+            else
+                for (int i = 0; i < n; ++i) handle<false>(events_[static_cast<size_t>(i)]);
+        }
         run_tasks();
         run_scheduled();
         if (accept_ready()) accept_clients();
@@ -69,6 +100,10 @@ void WorkerLoop::run() {
         reap();
     }
     close_all();
+    if (ring_ != nullptr) {
+        ring_->finish();  // waits for the cancelled operations, frees their connections
+        ring_ = nullptr;
+    }
     thread_ = std::thread::id();  // the owner closes what arrives later (Worker::join)
 }
 
@@ -88,6 +123,10 @@ void WorkerLoop::admit(UniqueFd fd) {
     auto* c = new Connection(*this, std::move(fd));
     open_session(*c);
     adopt(*c);
+    if (ring_ != nullptr) {
+        c->read_input();  // io_uring: arms its multishot receive (what is there already comes at once)
+        return;
+    }
     if (cfg_.read_on_admit) c->read_input();
     if (c->is(ConnState::closed)) return;  // answered and closed, or failed: freed by reap()
     try {
@@ -203,7 +242,7 @@ void WorkerLoop::expire_timeouts() {
 // its own time-out and the drain deadline bound it. Connections already closing or lingering go on.
 void WorkerLoop::begin_drain() {
     draining_ = true;
-    accept_.close();  // reuseport: stop accepting (clients still in this socket's backlog are reset)
+    close_listener();  // reuseport: stop accepting (clients still in this socket's backlog are reset)
     drain_deadline_ms_ = now_ms_ + cfg_.drain_timeout_ms;
     const int64_t grace = std::min<int64_t>(kFirstRequestGraceMs, cfg_.drain_timeout_ms);
     first_request_grace_ = grace > 0;
@@ -238,14 +277,24 @@ void WorkerLoop::reap() noexcept {
         const auto first = graveyard_.begin() + static_cast<std::ptrdiff_t>(done);
         bool queued = std::any_of(first, graveyard_.end(), [](const Connection* c) { return c->queued(); });
         if (queued) std::erase_if(scheduled_, [](const Connection* c) { return c->is(ConnState::closed); });
+        bool listed = std::any_of(first, graveyard_.end(), [](const Connection* c) { return c->send_listed(); });
+        if (listed) std::erase_if(to_send_, [](const Connection* c) { return c->is(ConnState::closed); });
         const size_t end = graveyard_.size();
-        for (; done < end; ++done) delete graveyard_[done];  // may append: index, not iterator
+        for (; done < end; ++done) {  // may append: index, not iterator
+            Connection* c = graveyard_[done];
+            if (c->reap_now()) delete c;  // io_uring, operations in flight: freed with the last
+        }
     }
     graveyard_.clear();
 }
 
-void WorkerLoop::close_all() noexcept {
+void WorkerLoop::close_listener() noexcept {
+    if (ring_ != nullptr && accept_.fd() >= 0) ring_->cancel_accept();
     accept_.close();
+}
+
+void WorkerLoop::close_all() noexcept {
+    close_listener();
     port_->shutdown();  // handles say false from now on
     while (!open_.empty()) open_.front()->close_now();
     scheduled_.clear();

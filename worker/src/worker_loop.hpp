@@ -17,6 +17,7 @@
 #include "kq/poller.hpp"
 #include "kq/worker.hpp"
 #include "kq/worker_link.hpp"
+#include "uring_engine.hpp"
 #include "worker_context.hpp"
 
 namespace kq {
@@ -43,7 +44,7 @@ public:
     // Owner thread, before run() (--accept reuseport): accept on this socket, holding at most
     // max_connections open connections.
     void listen_on(UniqueFd listener, size_t max_connections);
-    Backend backend() const noexcept { return poller_->backend(); }
+    Backend backend() const noexcept { return poller_ ? poller_->backend() : Backend::io_uring; }
 
 private:
     // worker_loop.cpp: the loop, admission, dispatch of events, deadlines, drain, freeing.
@@ -69,9 +70,12 @@ private:
     bool accept_ready() noexcept;
     void accept_clients();
     uint64_t open_connections() const noexcept;
+    void close_listener() noexcept;
+    Waker& waker() noexcept { return poller_ ? static_cast<Waker&>(*poller_) : *uring_; }
 
     Protocol& protocol_;
-    std::unique_ptr<Poller> poller_;
+    std::unique_ptr<Poller> poller_;      // readiness backends (epoll, kqueue)
+    std::unique_ptr<UringEngine> uring_;  // the completion backend (io_uring); its ring exists while run() runs
     Mailbox mailbox_;
     std::atomic<bool> stop_{false};
     std::atomic<bool> drain_requested_{false};

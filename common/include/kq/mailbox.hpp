@@ -1,6 +1,7 @@
 // Hand-off of accepted fds from the acceptor (one producer) to one worker (one consumer): a lock-free
-// spsc queue plus a coalesced wake-up through the worker's own poller. Other work for the worker (the
-// calls other threads make on connection handles, queued elsewhere) shares the wake-up through signal().
+// spsc queue plus a coalesced wake-up through the worker's own poller or ring (a kq::Waker). Other work
+// for the worker (the calls other threads make on connection handles, queued elsewhere) shares the
+// wake-up through signal().
 // Thread rules: push() on the producer thread only; signal() and wakes_sent() from any thread;
 // prepare_sleep(), woke(), take_signal() and the drains on the consumer thread only.
 // Ownership: the queue holds plain ints (a lock-free queue of move-only objects would cost a
@@ -23,7 +24,7 @@ class Mailbox {
 public:
     static constexpr size_t kCapacity = 8192;
 
-    explicit Mailbox(Poller& consumer_poller) : poller_(consumer_poller) {}
+    explicit Mailbox(Waker& consumer) : poller_(consumer) {}
 
     // Producer thread only. Returns false when the queue is full (the fd stays with the caller).
     // Wakes the consumer only if it announced it sleeps, and then at most once per sleep.
@@ -94,7 +95,7 @@ public:
     uint64_t wakes_sent() const noexcept { return wakes_sent_.load(std::memory_order_relaxed); }
 
 private:
-    Poller& poller_;
+    Waker& poller_;  // the consumer's poller, or its io_uring engine
     boost::lockfree::spsc_queue<int, boost::lockfree::capacity<kCapacity>> queue_;
     alignas(64) std::atomic<bool> sleeping_{false};
     std::atomic<bool> signalled_{false};

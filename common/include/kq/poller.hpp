@@ -20,18 +20,36 @@ struct PollEvent {
     bool error = false;     // socket error or hang-up: writing is no longer possible
 };
 
-enum class Backend { automatic, epoll, kqueue };
+// epoll and kqueue are readiness backends (a Poller); io_uring is a completion backend: the worker runs
+// its connections' I/O on a ring instead (worker/src/uring_engine.hpp), and it has no Poller.
+enum class Backend { automatic, epoll, kqueue, io_uring };
 
 std::string_view backend_name(Backend b);
-// Parses "auto", "epoll" or "kqueue"; returns false for anything else.
+// Parses "auto", "epoll", "kqueue" or "io_uring"; returns false for anything else.
 bool parse_backend(std::string_view text, Backend& out);
-// The backends compiled into this build, preferred first.
+// The worker backends compiled into this build, preferred first; automatic picks the first. The
+// completion backend (io_uring) comes last: automatic does not pick it before it has been measured.
 std::vector<Backend> built_backends();
+// The readiness backends compiled into this build (those make_poller() makes), preferred first.
+std::vector<Backend> poller_backends();
+// The readiness backend that stands in for b where a Poller is needed (an acceptor, a client): b itself,
+// or automatic for the completion backend.
+inline Backend poller_backend(Backend b) noexcept { return b == Backend::io_uring ? Backend::automatic : b; }
+
+// What a Mailbox wakes: a Poller, or the completion engine of an io_uring worker.
+class Waker {
+public:
+    // Makes the owner's current or next wait return; safe from any thread.
+    virtual void wake() noexcept = 0;
+
+protected:
+    ~Waker() = default;
+};
 
 // Thread rules: add() and wait() are called by the owning thread, except that add() is also safe
 // from another thread while the owner is blocked in wait() (both kernels lock their queue; see
 // docs/design.md). wake() is safe from any thread and from a signal handler on the epoll backend.
-class Poller {
+class Poller : public Waker {
 public:
     virtual ~Poller() = default;
     Poller() = default;
@@ -55,12 +73,13 @@ public:
     // queued in the kernel for the next call. Throws std::system_error on a real failure.
     virtual int wait(std::span<PollEvent> out, int timeout_ms) = 0;
     // Makes a current or the next wait() return a wake event; many calls before that wait coalesce into one.
-    virtual void wake() noexcept = 0;
+    void wake() noexcept override = 0;
     virtual Backend backend() const noexcept = 0;
 };
 
-// Creates a poller for the backend; automatic picks the first of built_backends().
-// Throws std::invalid_argument if that backend was not built, std::system_error if the kernel refuses.
+// Creates a poller for the backend; automatic picks the first of poller_backends().
+// Throws std::invalid_argument if that backend was not built or is not a readiness backend (io_uring),
+// std::system_error if the kernel refuses.
 std::unique_ptr<Poller> make_poller(Backend b);
 
 }  // namespace kq

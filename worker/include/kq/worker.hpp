@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "kq/accept_loop.hpp"
@@ -60,5 +61,10 @@ private:
     std::thread thread_;
     std::atomic<uint64_t> native_handle_{0};
 };
+
+// Empty when this machine can run a worker on backend b now; otherwise why not, in one line (a backend
+// not built, or io_uring refused by the kernel: io_uring_disabled, a seccomp filter). For tests and
+// start-up checks; Server itself fails with the same reason.
+std::string backend_unavailable(Backend b);
 
 }  // namespace kq

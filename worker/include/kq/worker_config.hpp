@@ -18,6 +18,10 @@ namespace kq {
 struct WorkerConfig {
     Backend backend = Backend::automatic;
     int batch = 256;  // events taken per wait
+    // --backend io_uring: each worker's provided receive buffers (a power of two; rounded down) and
+    // their size. A multishot receive that finds none left ends and is armed again: nothing is lost.
+    unsigned uring_buffers = 512;
+    size_t uring_buffer_size = 8 * 1024;
     bool tcp_nodelay = true;
     size_t read_buffer = 64 * 1024;   // per-worker scratch buffer; idle connections hold none
     size_t reads_per_event = 16;      // then the connection yields to others and is resumed next loop

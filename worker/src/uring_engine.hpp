@@ -1,0 +1,91 @@
+// The completion backend (--backend io_uring): one ring per worker, a completion-model engine beside the
+// readiness pollers rather than a Poller. Connections arm a multishot receive into the worker's provided
+// buffer ring (each completion's bytes go to the session through Connection::deliver, and the buffer
+// goes straight back); sends are collected during a loop iteration and prepared just before the next
+// wait, which submits them (one io_uring_enter per busy iteration). user_data is the Connection* with
+// the operation in its low bits; a connection is freed only once none of its operations is in flight.
+// Thread rules: constructed on the owner thread (it checks the kernel gives us a ring, and makes the
+// wake eventfd); wake() from any thread; everything else on the worker's thread, between start() and
+// finish() (IORING_SETUP_SINGLE_ISSUER binds the ring to the thread that makes it).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <unordered_set>
+
+#include "kq/fd.hpp"
+#include "kq/poller.hpp"
+#include "kq/worker_config.hpp"
+
+namespace kq {
+
+class Connection;
+struct WorkerContext;
+
+class UringEngine final : public Waker {
+public:
+    // The operation of a completion, in the low bits of its user_data (a Connection is 8-byte aligned).
+    enum Op : uint64_t { op_recv = 0, op_send = 1, op_poll = 2, op_cancel = 3, op_wake = 4, op_accept = 5 };
+    static constexpr uint64_t kOpMask = 7;
+
+    // Owner thread. Throws std::invalid_argument with a one-line reason when this build has no io_uring
+    // or the kernel refuses one (io_uring_disabled, seccomp, a kernel without provided buffer rings).
+    explicit UringEngine(const WorkerConfig& cfg);
+    ~UringEngine();
+    UringEngine(const UringEngine&) = delete;
+    UringEngine& operator=(const UringEngine&) = delete;
+
+    // Any thread: the current or next wait returns (an eventfd the ring keeps a read armed on).
+    void wake() noexcept override;
+
+    // Worker thread: makes the ring and the buffer ring. Throws std::system_error.
+    void start(WorkerContext& w);
+    // Worker thread, at the end of run(): cancels what is in flight, waits (bounded) for those
+    // completions, frees the connections that waited for them, and closes the ring.
+    void finish() noexcept;
+
+    // What one wait brought besides the connections' completions (which dispatch() hands to them).
+    struct Batch {
+        unsigned completions = 0;
+        bool woken = false;   // the wake eventfd fired
+        bool accept = false;  // the reuseport listening socket is readable
+    };
+    // Prepares a send for each connection on the send list, submits, and waits up to timeout_ms (-1:
+    // until a completion, 0: not at all). Returns the number of completions ready.
+    unsigned wait(int timeout_ms);
+    // Hands every ready completion to its connection (or notes a wake or an accept), returns buffers.
+    Batch dispatch();
+
+    // The connection's operations (Connection calls these).
+    void arm_recv(Connection& c);
+    void cancel_recv(Connection& c);
+    void send(Connection& c, const char* data, size_t size);
+    void poll_connect(Connection& c);
+    void cancel_all(Connection& c);
+    // reap(): c is closed and was taken off every list; it is freed once its last operation completes.
+    void keep_until_idle(Connection& c);
+    // --accept reuseport: a one-shot poll for readability of the listening socket (armed once at a time).
+    void arm_accept(int listen_fd);
+    // Before the listening socket closes: the poll would keep it (and its backlog) alive.
+    void cancel_accept() noexcept;
+    size_t buffer_size() const noexcept { return buffer_size_; }
+
+private:
+    struct Ring;
+    void* sqe(uint64_t user_data);
+    void arm_wake();
+    void complete(void* cqe, Batch& b);
+
+    WorkerContext* w_ = nullptr;
+    UniqueFd wake_fd_;
+    uint64_t wake_value_ = 0;  // the armed eventfd read's target
+    unsigned buffers_;
+    size_t buffer_size_;
+    std::unique_ptr<Ring> ring_;
+    bool accept_armed_ = false;
+    bool stopping_ = false;
+    std::unordered_set<Connection*> zombies_;  // closed, reaped, waiting for their last completions
+};
+
+}  // namespace kq
