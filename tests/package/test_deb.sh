@@ -114,10 +114,18 @@ done
 fdnames=$(IFS=:; echo "${names[*]}")
 
 # systemd-socket-activate binds the ports itself; a port taken meanwhile makes it exit, and another is tried.
-for attempt in 1 2 3 4 5; do
+# The ports come from below the ephemeral range: there, the thousands of client sockets (and port-0
+# listeners) of the tests running beside this one made every attempt collide (EADDRINUSE on listen).
+read -r ephemeral_low ephemeral_high < /proc/sys/net/ipv4/ip_local_port_range
+free_port() {  # below the ephemeral range, else above it, else anywhere (then only the retries help)
+    if ((ephemeral_low > 2048)); then echo $((1024 + RANDOM % (ephemeral_low - 1024)))
+    elif ((ephemeral_high < 64535)); then echo $((ephemeral_high + 1 + RANDOM % (65535 - ephemeral_high)))
+    else echo $((1024 + RANDOM % 64000)); fi
+}
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
     ports=() listen=()
     for _ in "${sockets[@]}"; do
-        ports+=($((20000 + RANDOM % 40000)))
+        ports+=($(free_port))
         listen+=(-l "127.0.0.1:${ports[-1]}")
     done
     systemd-socket-activate "${listen[@]}" "--fdname=$fdnames" "${exec_args[@]}" \
