@@ -45,11 +45,7 @@ void Connection::on_event(const PollEvent& ev) {
     if (is(ConnState::closed)) return;  // stale: closed earlier in this batch
     if (is(ConnState::connecting)) {
         if (!(ev.writable || ev.error || ev.eof)) return;
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-        if (err == 0 && ev.error) err = ECONNREFUSED;
-        finish_connect(err);
+        finish_connect(connect_error(ev.error));
         if (!is(ConnState::open)) return;
     }
     if (ev.eof) eof_hint_ = true;
@@ -380,18 +376,31 @@ void Connection::count_requests(uint64_t n) {
     w_.stats_.requests.add(n);
 }
 
+// Nagle delays a small segment only while earlier data is unacknowledged, so a connection's first
+// write never waits: TCP_NODELAY is set just before the second one. A connection that answers once
+// and closes (ab, HTTP/1.0) saves the setsockopt(), as nginx does by setting it only at keep-alive.
+void Connection::nodelay_before_second_write(bool written_before) {
+    if (!nodelay_pending_ || !written_before) return;
+    nodelay_pending_ = false;
+    int one = 1;
+    ::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails only on a dead socket
+}
+
+// An outbound connect's outcome once the socket reported (writable, or an error when failed): 0 or
+// the errno it failed with.
+int Connection::connect_error(bool failed) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == 0 && failed) err = ECONNREFUSED;
+    return err;
+}
+
 // Writes until done or the socket is full. Returns false if the connection was closed on an error.
 // A short write means the send buffer is full (the kernel then arms the next WRITE edge), so it stops
 // there instead of paying for a write() that would only return EAGAIN.
 bool Connection::write_some(std::span<const char> bytes, size_t& done) {
-    // Nagle delays a small segment only while earlier data is unacknowledged, so a connection's first
-    // write never waits: TCP_NODELAY is set just before the second one. A connection that answers once
-    // and closes (ab, HTTP/1.0) saves the setsockopt(), as nginx does by setting it only at keep-alive.
-    if (nodelay_pending_ && wrote_) {
-        nodelay_pending_ = false;
-        int one = 1;
-        ::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails only on a dead socket
-    }
+    nodelay_before_second_write(wrote_);
     wrote_ = true;
     while (done < bytes.size()) {
         size_t want = bytes.size() - done;
@@ -752,15 +761,10 @@ namespace kq {
 // ---- The completion side (io_uring): the engine (uring_engine.cpp) hands each completion here. Sessions
 // see the same calls in the same order as on a readiness backend.
 
-// Open, on the ring: input that came while reading was held back is delivered first (and an EOF that
-// followed it); then a multishot receive is armed unless one is.
+// Open, on the ring, reading not held and no EOF yet (read_open checked both): input that came while
+// reading was held back is delivered first (and an EOF that followed it); then a multishot receive is
+// armed unless one is.
 void Connection::ring_read() {
-    if (peer_eof_) return;
-    if (reading_held()) {
-        read_pending_ = true;
-        w_.ring_->cancel_recv(*this);
-        return;
-    }
     read_pending_ = false;
     if (ext_ && !ext_->stash.empty()) {
         std::string stash;
@@ -868,12 +872,7 @@ void Connection::ring_emit(std::span<const char> bytes) {
 void Connection::ring_start_send() {
     send_listed_ = false;
     if (is(ConnState::closed) || !inflight_.empty() || out_.empty()) return;
-    // TCP_NODELAY before the second send, as write_some() does.
-    if (nodelay_pending_ && ring_sent_once_) {
-        nodelay_pending_ = false;
-        int one = 1;
-        ::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    nodelay_before_second_write(ring_sent_once_);  // wrote_ is set when output is queued, not sent
     ring_sent_once_ = true;
     std::swap(inflight_, out_);
     auto p = inflight_.pending();
@@ -906,15 +905,7 @@ void Connection::ring_sent(int res) {
 // The outbound connect's POLLOUT: the connect finished or failed.
 void Connection::ring_polled(int res) {
     if (!is(ConnState::connecting)) return;
-    int err = 0;
-    if (res < 0) {
-        err = -res;
-    } else {
-        socklen_t len = sizeof err;
-        if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-        if (err == 0 && (res & (POLLERR | POLLHUP))) err = ECONNREFUSED;
-    }
-    finish_connect(err);
+    finish_connect(res < 0 ? -res : connect_error((res & (POLLERR | POLLHUP)) != 0));
     if (is(ConnState::open)) read_input();
 }
 

@@ -202,6 +202,8 @@ private:
     void flush();
     void shut_write_if_flushed();
     bool write_some(std::span<const char> bytes, size_t& done);
+    void nodelay_before_second_write(bool written_before);
+    int connect_error(bool failed);
     void finish();
     void schedule_read();
     void touch() noexcept;
