@@ -68,30 +68,28 @@ void WorkerLoop::run() {
         // was not emptied all need a pass.
         int timeout = scheduled_.empty() && !accept_ready() ? wait_timeout_ms() : 0;
         bool may_sleep = timeout != 0 && mailbox_.prepare_sleep();
+        int n = 0;
         if (ring_ != nullptr) {
             // io_uring: the sends of this iteration go in with the wait; completions are handed out after it.
             if (!accept_pending_ && accept_.fd() >= 0) ring_->arm_accept(accept_.fd());
-            unsigned n = ring_->wait(may_sleep ? timeout : 0);
-            if (may_sleep) mailbox_.woke();
-            update_clock();
-            stats_.waits.add();
-            stats_.events.add(n);
-            stats_.events_per_wait.record(n);
+            n = static_cast<int>(ring_->wait(may_sleep ? timeout : 0));
+        } else {
+            n = poller_->wait(events_, may_sleep ? timeout : 0);
+        }
+        if (may_sleep) mailbox_.woke();
+        update_clock();
+        stats_.waits.add();
+        stats_.events.add(static_cast<uint64_t>(n));
+        stats_.events_per_wait.record(static_cast<uint64_t>(n));
+        if (ring_ != nullptr) {
             UringEngine::Batch b = ring_->dispatch();
             if (b.woken) stats_.wakeups.add();
             if (b.accept) accept_pending_ = true;
-        } else {
-            int n = poller_->wait(events_, may_sleep ? timeout : 0);
-            if (may_sleep) mailbox_.woke();
-            update_clock();
-            stats_.waits.add();
-            stats_.events.add(static_cast<uint64_t>(n));
-            stats_.events_per_wait.record(static_cast<uint64_t>(n));
+        } else if (cfg_.direct_handoff) {
             // The hand-off mode decides once per batch whether an event may be a connection's first.
-            if (cfg_.direct_handoff)
-                for (int i = 0; i < n; ++i) handle<true>(events_[static_cast<size_t>(i)]);
-            else
-                for (int i = 0; i < n; ++i) handle<false>(events_[static_cast<size_t>(i)]);
+            for (int i = 0; i < n; ++i) handle<true>(events_[static_cast<size_t>(i)]);
+        } else {
+            for (int i = 0; i < n; ++i) handle<false>(events_[static_cast<size_t>(i)]);
         }
         run_tasks();
         run_scheduled();
