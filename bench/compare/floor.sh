@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How far kqserver and nginx are from the floor: the same keep-alive HTTP load on nginx, kqserver
 # --protocol http and the two minimal references of bench/floor (epoll with read/write, epoll with
-# recv/send, io_uring), all with 2 workers/threads, alternating in one run, medians:
+# recv/send, io_uring) and, where io_uring is available, kqserver --backend io_uring too, all with 2 workers/threads, alternating in one run, medians:
 #   wrk -t1 -c1000 keep-alive: req/s and server CPU µs per request (user + system, from /proc), and each
 #   ratio to nginx; echo 64 B under kqbench -t2 -c1000 (no nginx: it has no echo): req/s and server CPU µs
 #   per request, ratios to kqserver; then, once per server, system calls per request under the same wrk
@@ -20,8 +20,8 @@ floor_uring=$build/bench/floor_uring
 
 http_servers=(nginx kqserver epoll-rw epoll-rs)
 echo_servers=(kqserver epoll-rw epoll-rs)
-declare -A port=([nginx]=18180 [kqserver]=18181 [epoll-rw]=18182 [epoll-rs]=18183 [uring]=18184)
-declare -A echo_port=([kqserver]=18191 [epoll-rw]=18192 [epoll-rs]=18193 [uring]=18194)
+declare -A port=([nginx]=18180 [kqserver]=18181 [epoll-rw]=18182 [epoll-rs]=18183 [uring]=18184 [kq-uring]=18185)
+declare -A echo_port=([kqserver]=18191 [epoll-rw]=18192 [epoll-rs]=18193 [uring]=18194 [kq-uring]=18195)
 declare -A pid echo_pid
 uring_ok=0
 if [ ! -x "$floor_uring" ]; then
@@ -30,8 +30,8 @@ elif timeout 1 "$floor_uring" --threads 1 2>&1 > /dev/null | grep -q "io_uring u
   echo "note: io_uring is unavailable here ($("$floor_uring" 2>&1 > /dev/null | head -1)): left out" >&2
 else
   uring_ok=1
-  http_servers+=(uring)
-  echo_servers+=(uring)
+  http_servers+=(kq-uring uring)
+  echo_servers+=(kq-uring uring)
 fi
 
 start_nginx "${port[nginx]}" 2 'Hello from kqserver\n'
@@ -40,6 +40,11 @@ for mode in http echo; do
   if [ $mode = http ]; then p=${port[kqserver]}; else p=${echo_port[kqserver]}; fi
   start_kqserver "$p" --protocol $mode --workers 2
   if [ $mode = http ]; then pid[kqserver]=$kq_pid; else echo_pid[kqserver]=$kq_pid; fi
+  if [ $uring_ok = 1 ]; then
+    if [ $mode = http ]; then p=${port[kq-uring]}; else p=${echo_port[kq-uring]}; fi
+    start_kqserver "$p" --protocol $mode --workers 2 --backend io_uring
+    if [ $mode = http ]; then pid[kq-uring]=$kq_pid; else echo_pid[kq-uring]=$kq_pid; fi
+  fi
   for s in epoll-rw epoll-rs uring; do
     [ $s = uring ] && [ $uring_ok = 0 ] && continue
     if [ $mode = http ]; then p=${port[$s]}; else p=${echo_port[$s]}; fi
@@ -136,6 +141,17 @@ paired() {
 for w in wrk:http kb:echo; do
   printf '  %s, round by round: median of recv/send ÷ read/write %.3f×, recv/send cheaper in %s rounds\n' "${w#*:}" \
     "$(paired "$work/${w%:*}.epoll-rs" "$work/${w%:*}.epoll-rw" 2)" "$(sed 's/cheaper //' "$work/cheaper")"
+done
+# The issue's targets, each server against its own floor, round by round (CPU µs per request).
+printf '\nagainst the floors, CPU per request, median of the round-by-round ratios (and rounds where the server was cheaper):\n'
+pairs=("kqserver:epoll-rw" "kqserver:epoll-rs")
+[ $uring_ok = 1 ] && pairs+=("kq-uring:uring" "kq-uring:kqserver")
+for pr in "${pairs[@]}"; do
+  a=${pr%%:*} b=${pr#*:}
+  printf '  %s ÷ %s: http %.3f×' "$a" "$b" "$(paired "$work/wrk.$a" "$work/wrk.$b" 2)"
+  printf ' (cheaper in %s)' "$(sed 's/cheaper //' "$work/cheaper")"
+  printf ', echo %.3f×' "$(paired "$work/kb.$a" "$work/kb.$b" 2)"
+  printf ' (cheaper in %s)\n' "$(sed 's/cheaper //' "$work/cheaper")"
 done
 echo "raw runs (http: req/s cpu user sys; echo: req/s cpu):"
 for s in "${http_servers[@]}"; do echo "  http $s: $(paste -sd';' "$work/wrk.$s")"; done

@@ -55,6 +55,7 @@ UniqueFd listen_tcp(const ListenOptions& opt) {
         set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
         if (opt.reuse_port) set_int_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT");
         if (opt.send_buffer > 0) set_int_option(fd.get(), SOL_SOCKET, SO_SNDBUF, opt.send_buffer, "SO_SNDBUF");
+        if (opt.recv_buffer > 0) set_int_option(fd.get(), SOL_SOCKET, SO_RCVBUF, opt.recv_buffer, "SO_RCVBUF");
         if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0) {
             last_errno = errno;
             last_call = "bind " + opt.host + ":" + std::to_string(opt.port);

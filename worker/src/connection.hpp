@@ -233,9 +233,11 @@ private:
     bool all_sent() const noexcept { return out_.empty() && inflight_.empty(); }
     OutBuffer inflight_;           // io_uring: the bytes of the send in flight, at a stable address
     uint16_t ops_ = 0;             // io_uring: operations in flight; the object is freed only at 0
-    bool recv_armed_ = false;      // io_uring: a multishot receive is armed
+    bool recv_armed_ = false;      // io_uring: a receive is armed
     bool recv_cancelled_ = false;  // and its cancel was asked for (reading held back, or closing)
-    bool recv_multishot_ = false;  // and it is multishot (output at or below low water when armed)
+    bool recv_multishot_ = false;  // and it is multishot (see UringEngine::arm_recv)
+    bool recv_single_ = false;     // io_uring: reading was held back once: one buffer per receive from now on
+    bool recv_drained_ = false;    // io_uring: the last receive left the socket empty (less than a buffer)
     bool send_listed_ = false;     // io_uring: on the worker's send list
     bool ring_sent_once_ = false;  // io_uring: a send was started (TCP_NODELAY before the second)
     bool stash_eof_ = false;       // io_uring: the EOF came after input stashed while reading was held

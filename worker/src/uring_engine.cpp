@@ -194,21 +194,33 @@ void UringEngine::arm_wake() {
     io_uring_prep_read(s, wake_fd_.get(), &wake_value_, sizeof wake_value_, 0);
 }
 
-// Multishot while the connection's output is below low water; above it one buffer at a time, so that
-// the high-water pause comes within a buffer of the mark, as it does after a read() (a multishot
-// receive delivers what the kernel has posted before its cancel takes effect: a whole burst).
+// Multishot while the connection has never had reading held back: one armed receive serves every
+// request of a client that reads its answers, which is where io_uring saves its work. A multishot
+// receive delivers in one wait all the kernel had queued for the socket (up to its receive buffer)
+// before a pause's cancel can take effect; so a connection whose reading was held back once (a client
+// that does not read, a session that paused) receives one buffer at a time from then on, and its next
+// pause comes within a buffer of the mark, as after a read(). Measured: one-shot receives for every
+// connection cost about 7% more CPU per keep-alive request (docs/performance.md).
 void UringEngine::arm_recv(Connection& c) {
     auto* s = static_cast<io_uring_sqe*>(sqe(tag(&c, op_recv)));
-    c.recv_multishot_ = c.unsent() <= c.w_.cfg_.low_water;
-    if (c.recv_multishot_) io_uring_prep_recv_multishot(s, c.fd(), nullptr, 0, 0);
-    else io_uring_prep_recv(s, c.fd(), nullptr, 0, 0);  // len 0: the selected buffer's size
+    c.recv_multishot_ = !c.recv_single_ && c.unsent() <= c.w_.cfg_.low_water;
+    if (c.recv_multishot_) {
+        io_uring_prep_recv_multishot(s, c.fd(), nullptr, 0, 0);
+    } else {
+        io_uring_prep_recv(s, c.fd(), nullptr, 0, 0);  // len 0: the selected buffer's size
+        // The socket was empty a moment ago: wait for input instead of trying a receive that fails.
+        if (c.recv_drained_) s->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    }
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = kGroup;
     c.recv_armed_ = true;
     ++c.ops_;
 }
 
+// Reading is held back (or the output is above low water, or the connection closes): the receive in
+// flight ends, and this connection's later receives take one buffer each (arm_recv).
 void UringEngine::cancel_recv(Connection& c) {
+    c.recv_single_ = true;
     if (!c.recv_armed_ || c.recv_cancelled_) return;
     c.recv_cancelled_ = true;
     io_uring_prep_cancel64(static_cast<io_uring_sqe*>(sqe(op_cancel)), tag(&c, op_recv), 0);
@@ -314,6 +326,7 @@ void UringEngine::complete(void* raw, Batch& b) {
             c->recv_cancelled_ = false;
             --c->ops_;
         }
+        c->recv_drained_ = res >= 0 && static_cast<size_t>(res) < buffer_size_;
         if (cqe->flags & IORING_CQE_F_BUFFER) {
             const auto bid = static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
             char* data = ring_->bufs.data() + size_t{bid} * buffer_size_;

@@ -21,6 +21,8 @@ struct ListenOptions {
     // SO_SNDBUF for every accepted connection (they inherit it from the listening socket, and a size
     // set so is no longer autotuned), as nginx's "listen ... sndbuf=". 0 = the kernel's autotuning.
     int send_buffer = 0;
+    // SO_RCVBUF the same way (nginx's "rcvbuf="): bounds what the kernel queues for one client. 0 = autotuning.
+    int recv_buffer = 0;
 };
 
 // Resolves host (numeric or name, IPv4 or IPv6), binds with SO_REUSEADDR, listens; non-blocking, close-on-exec.
