@@ -89,6 +89,7 @@ private:
     bool plain_ring_;
     std::atomic<unsigned> setup_flags_{0};
     std::unique_ptr<Ring> ring_;
+    unsigned ready_ = 0;  // completions the last wait reported: what dispatch() hands out
     bool accept_armed_ = false;
     bool stopping_ = false;
     std::unordered_set<Connection*> zombies_;  // closed, reaped, waiting for their last completions
