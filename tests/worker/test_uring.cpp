@@ -24,12 +24,6 @@ using namespace kq::test;
 
 namespace {
 
-#ifdef IORING_SETUP_DEFER_TASKRUN
-constexpr unsigned kDeferTaskrun = IORING_SETUP_DEFER_TASKRUN;
-#else
-constexpr unsigned kDeferTaskrun = 0;  // headers without it: no test relies on it
-#endif
-
 // The running kernel is major.minor or newer (SINGLE_ISSUER and DEFER_TASKRUN came with 6.1).
 bool kernel_at_least(int major, int minor) {
     utsname u{};
@@ -337,12 +331,10 @@ TEST_F(Uring, FdNumbersReusedWhileTheirOldConnectionsCompletionsAreHandedOutCarr
         "before; %llu waits with more than %zu completions; %zu closed by the server\n",
         reused, kRounds * kClients, static_cast<unsigned long long>(big_batches), kClients / 2, server_closed);
     // The kernel hands out the lowest free number, and the old clients' were the only ones freed.
-    EXPECT_GE(reused, kRounds * kClients / 2) << "the new connections did not take the freed fd numbers";
-    // DEFER_TASKRUN posts the held completions when the worker next waits: one batch. A plain ring posts
-    // them as they come, and the dispatch loop that is running takes them in (no wait counts them).
-    if ((srv.server().worker(0).uring_setup_flags() & kDeferTaskrun) != 0) {
-        EXPECT_GE(big_batches, kRounds / 2) << "the endings did not arrive as large batches";
-    }
+    EXPECT_GE(reused, kRounds * kClients / 3) << "the new connections did not take the freed fd numbers";
+    // The endings piled up behind the gate come as one batch: the next wait's (a plain ring posts them as
+    // they come, but the dispatch running then takes only what its wait reported).
+    EXPECT_GE(big_batches, kRounds / 2) << "the endings did not arrive as large batches";
     for (auto& c : old) close_with_reset(std::move(c.fd));
     gate_client.reset();
     srv.stop();
