@@ -342,6 +342,75 @@ TEST_F(Uring, FdNumbersReusedWhileTheirOldConnectionsCompletionsAreHandedOutCarr
     EXPECT_EQ(stats.closed.get(), stats.accepted.get());
 }
 
+// A connection closed with two operations on the ring: clients send 8 MiB and never read, so the echo's
+// send is stuck in flight, while reading goes on (high water far above) with a receive armed; the idle
+// time-out then closes each one (close_now). Both operations complete cancelled, in one later batch: the
+// Connection and its fd must outlive the first and go with the second. New clients, on the fd numbers
+// just freed, are then served exactly, and each old client saw a prefix of its own bytes.
+TEST_F(Uring, IdleTimeoutWithASendAndAReceiveInFlightFreesTheConnectionWithItsLastCompletion) {
+    constexpr size_t kStuck = 8, kFresh = 8, kBytes = 8 << 20;
+    ServerConfig cfg = config(1, 64, 4096);
+    cfg.worker.high_water = 64 << 20;  // reading never pauses: the receive stays armed
+    cfg.worker.low_water = 32 << 20;
+    cfg.worker.idle_timeout_ms = 1000;
+    RunningServer srv(cfg);
+    const WorkerStats& stats = srv.server().worker(0).stats();
+    std::mt19937_64 rng(4242);
+    std::vector<UniqueFd> stuck;
+    std::vector<std::string> sent;
+    std::set<int> stuck_fds;
+    for (size_t i = 0; i < kStuck; ++i) {
+        UniqueFd fd = connect_blocking(srv.port());
+        // The echo stalls once this and the server's send buffer are full: its send waits in flight. (Not
+        // below loopback's 64 KiB MSS: a window that never reaches one segment stalls the close's data too.)
+        int small = 128 << 10;
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        stuck.push_back(move_high(std::move(fd)));
+        // Its number on the server, while it is surely there (the idle time-out is short under a sanitizer).
+        int server_fd = -1;
+        ASSERT_TRUE(eventually([&] {
+            auto by_port = server_fds_by_client_port();
+            auto it = by_port.find(local_port(stuck.back().get()));
+            if (it != by_port.end()) server_fd = it->second;
+            return server_fd >= 0;
+        })) << "the server never held stuck client "
+            << i;
+        stuck_fds.insert(server_fd);
+        sent.push_back(random_bytes(rng, kBytes));
+        send_all(stuck.back().get(), sent.back());  // the server reads it all (high water is far above)
+    }
+    ASSERT_TRUE(eventually([&] { return stats.idle_timeouts.get() == kStuck; }, 20'000)) << stats.idle_timeouts.get();
+    ASSERT_TRUE(eventually([&] { return server_fds_by_client_port().empty(); }, 20'000))
+        << "the server still holds " << server_fds_by_client_port().size() << " closed connections' fds";
+    std::vector<std::pair<UniqueFd, std::string>> fresh;
+    size_t reused = 0;
+    for (size_t i = 0; i < kFresh; ++i) {
+        UniqueFd fd = move_high(connect_blocking(srv.port()));
+        std::string msg = "fresh-" + std::to_string(i) + ":" + random_bytes(rng, 1 + rng() % 4096);
+        send_all(fd.get(), msg);
+        ASSERT_EQ(recv_exact(fd.get(), msg.size()), msg) << "fresh client " << i << " got stray bytes";
+        // Its number now, just after its round trip (the idle time-out would end it after a second).
+        auto by_port = server_fds_by_client_port();
+        auto it = by_port.find(local_port(fd.get()));
+        if (it != by_port.end()) reused += stuck_fds.count(it->second);
+        fresh.emplace_back(std::move(fd), std::move(msg));
+    }
+    EXPECT_GE(reused, kFresh / 2) << "the new connections did not take the freed fd numbers";
+    for (size_t i = 0; i < kStuck; ++i) {
+        Received r = read_until_closed(stuck[i].get());
+        EXPECT_LE(r.bytes.size(), sent[i].size());
+        EXPECT_TRUE(r.bytes == sent[i].substr(0, r.bytes.size())) << "stuck client " << i << ": not a prefix";
+    }
+    std::printf(
+        "idle close with a send and a receive in flight: %zu closed, %zu of %zu new connections on "
+        "their fd numbers\n",
+        kStuck, reused, kFresh);
+    fresh.clear();
+    srv.stop();
+    EXPECT_EQ(stats.accepted.get(), kStuck + kFresh);
+    EXPECT_EQ(stats.closed.get(), kStuck + kFresh);
+}
+
 // WorkerConfig::uring_plain_ring makes the ring as on a kernel that refuses SINGLE_ISSUER and
 // DEFER_TASKRUN: the fallback of init_ring, which this kernel would never take. The worker reports the
 // flags it got, and serves as before (the suites run again on it: the uring_plain_ring: tests).
