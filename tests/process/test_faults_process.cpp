@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <tuple>
 
 #ifndef KQSERVER_PATH
 #error "KQSERVER_PATH must name the kqserver binary (set by tests/CMakeLists.txt)"
@@ -150,10 +151,16 @@ int64_t reported_pauses(const std::string& log, std::string_view label) {
 // accept4 fails with EMFILE while clients wait: the accept loop must pause (not spin), say so at most
 // once per 5 s with the number of pauses since its last line, and serve the waiting clients as soon as
 // fds are free again. --max-connections is set above the fd limit so that the fd limit, not the
-// connection limit, is what stops it. Once with the acceptor thread, once with a worker's own listener.
-class Emfile : public ::testing::TestWithParam<std::string> {};
+// connection limit, is what stops it. Once with the acceptor thread, once with a worker's own listener,
+// on every backend built (io_uring arms a one-shot poll on the worker's listener instead of an edge).
+class Emfile : public ::testing::TestWithParam<std::tuple<std::string, Backend>> {
+protected:
+    const std::string& mode() const { return std::get<0>(GetParam()); }
+    Backend backend() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(Emfile, PausesAcceptingWithoutSpinningLogsRarelyAndRecovers) {
+    KQ_SKIP_IF_UNAVAILABLE(backend());
     constexpr size_t kClients = 100;
     constexpr rlim_t kFdLimit = 64;
     constexpr int64_t kLogIntervalMs = 5000, kOverloadMs = 2000;
@@ -161,7 +168,8 @@ TEST_P(Emfile, PausesAcceptingWithoutSpinningLogsRarelyAndRecovers) {
     // holds every fd it may: the probe then calls a valid, freshly constructed Connection's vptr invalid
     // ("memory cannot be printed"), and -fno-sanitize-recover makes that fatal. Run in the plain build.
     if (kSanitized) GTEST_SKIP() << "UBSan's vptr check needs free fds (a false report under EMFILE)";
-    ServerProcess server({"--workers", "1", "--accept", GetParam(), "--max-connections", "1000", "--log-level", "info"},
+    ServerProcess server({"--workers", "1", "--accept", mode(), "--backend", std::string(backend_name(backend())),
+                          "--max-connections", "1000", "--log-level", "info"},
                          kFdLimit);
     const std::string_view kPauseLine = "pausing accepts", kPauseCount = "pauses since the last such line: ";
     std::vector<UniqueFd> clients;
@@ -219,15 +227,21 @@ TEST_P(Emfile, PausesAcceptingWithoutSpinningLogsRarelyAndRecovers) {
     std::printf(
         "EMFILE (%s): %zu of %zu clients served at RLIMIT_NOFILE %d; over %lld ms of overload: %lld ms "
         "CPU; %lld pauses in %zu lines over %lld ms\n",
-        GetParam().c_str(), served_then, kClients, static_cast<int>(kFdLimit), static_cast<long long>(kOverloadMs),
-        static_cast<long long>(cpu_ms), static_cast<long long>(pauses), lines, static_cast<long long>(emfile_ms));
+        (mode() + "/" + std::string(backend_name(backend()))).c_str(), served_then, kClients,
+        static_cast<int>(kFdLimit), static_cast<long long>(kOverloadMs), static_cast<long long>(cpu_ms),
+        static_cast<long long>(pauses), lines, static_cast<long long>(emfile_ms));
     EXPECT_GE(pauses, kOverloadMs / kAcceptPauseMs / 2) << "the accept loop stopped retrying";
     EXPECT_LE(pauses, emfile_ms / kAcceptPauseMs + 5) << "pausing less than 100 ms at a time";
     EXPECT_EQ(reported_pauses(log, kPauseCount), pauses) << "the lines do not add up to the pauses:\n" << log;
     EXPECT_LE(lines, static_cast<size_t>(emfile_ms / kLogIntervalMs + 2)) << "logged too often:\n" << log;
 }
 
-INSTANTIATE_TEST_SUITE_P(FaultsProcess, Emfile, ::testing::Values("acceptor", "reuseport"));
+INSTANTIATE_TEST_SUITE_P(FaultsProcess, Emfile,
+                         ::testing::Combine(::testing::Values("acceptor", "reuseport"),
+                                            ::testing::ValuesIn(built_backends())),
+                         [](const ::testing::TestParamInfo<std::tuple<std::string, Backend>>& p) {
+                             return std::get<0>(p.param) + "_" + std::string(backend_name(std::get<1>(p.param)));
+                         });
 
 // Many clients stream echo traffic; SIGTERM arrives in the middle. Every byte a client had sent before the
 // signal (it stops sending at the signal) comes back in full before the server's EOF, and the process

@@ -12,6 +12,12 @@
 #include <string_view>
 #include <thread>
 
+#if __has_include(<linux/io_uring.h>)
+#include <linux/io_uring.h>
+#endif
+
+#include <gtest/gtest.h>
+
 #include "kq/protocols.hpp"
 #include "kq/server.hpp"
 #include "kq/worker.hpp"
@@ -30,6 +36,35 @@ bool eventually(Pred pred, int timeout_ms = 20'000) {
     return true;
 }
 
+// KQ_TEST_URING_PLAIN_RING=1 in the environment (a second ctest run of a suite): every io_uring worker of
+// a RunningServer makes its ring as on a kernel that refuses SINGLE_ISSUER and DEFER_TASKRUN
+// (WorkerConfig::uring_plain_ring), and the server's stop checks that each one really got a plain ring.
+inline bool uring_plain_ring_forced() {
+    static const bool forced = [] {
+        const char* v = std::getenv("KQ_TEST_URING_PLAIN_RING");
+        return v != nullptr && *v != '\0' && *v != '0';
+    }();
+    return forced;
+}
+
+// The setup flags each io_uring worker of s got match what was asked: with uring_plain_ring, a ring
+// (flags not 0) without SINGLE_ISSUER and DEFER_TASKRUN. After the workers have run.
+inline void expect_uring_rings_as_configured(const Server& s, bool plain) {
+#ifdef IORING_SETUP_DEFER_TASKRUN
+    if (!plain) return;
+    for (size_t i = 0; i < s.worker_count(); ++i) {
+        if (s.worker(i).backend() != Backend::io_uring) continue;
+        const unsigned flags = s.worker(i).uring_setup_flags();
+        EXPECT_NE(flags, 0u) << "worker " << i << " never made its ring";
+        EXPECT_EQ(flags & (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN), 0u)
+            << "worker " << i << ": the plain-ring fallback was asked for, and not taken";
+    }
+#else
+    (void)s;
+    (void)plain;
+#endif
+}
+
 // One worker counter summed over all of a server's workers, e.g. worker_total(srv, &WorkerStats::accepted).
 inline uint64_t worker_total(const Server& s, const Counter WorkerStats::*field) {
     uint64_t sum = 0;
@@ -43,11 +78,13 @@ inline uint64_t worker_total(const Server& s, const Counter WorkerStats::*field)
 class RunningServer {
 public:
     explicit RunningServer(ServerConfig cfg, std::string_view protocol = "echo")
-        : server_(std::make_unique<Server>(with_defaults(cfg), make_builtin_protocol(protocol))),
+        : plain_(cfg.worker.uring_plain_ring || uring_plain_ring_forced()),
+          server_(std::make_unique<Server>(with_defaults(cfg), make_builtin_protocol(protocol))),
           thread_([this] { run(); }) {}
     // A protocol built by the test, e.g. make_http_protocol() with non-default options.
     RunningServer(ServerConfig cfg, std::unique_ptr<Protocol> protocol)
-        : server_(std::make_unique<Server>(with_defaults(cfg), std::move(protocol))), thread_([this] { run(); }) {}
+        : plain_(cfg.worker.uring_plain_ring || uring_plain_ring_forced()),
+          server_(std::make_unique<Server>(with_defaults(cfg), std::move(protocol))), thread_([this] { run(); }) {}
     // The default config with the test's protocol.
     explicit RunningServer(std::unique_ptr<Protocol> protocol) : RunningServer(ServerConfig{}, std::move(protocol)) {}
     ~RunningServer() { stop(); }
@@ -55,6 +92,7 @@ public:
         if (!thread_.joinable()) return;
         server_->stop();
         thread_.join();
+        expect_uring_rings_as_configured(*server_, plain_);
     }
     // Graceful stop that must complete within ms. A server that hangs cannot be joined or destroyed, so
     // the test process reports it and exits at once rather than wait for ctest's time-out.
@@ -66,6 +104,7 @@ public:
             std::_Exit(EXIT_FAILURE);
         }
         thread_.join();
+        expect_uring_rings_as_configured(*server_, plain_);
     }
     Server& server() { return *server_; }
     uint16_t port() const { return server_->port(); }
@@ -81,11 +120,13 @@ private:
         finished_.store(true);
     }
     static ServerConfig with_defaults(ServerConfig cfg) {
+        if (uring_plain_ring_forced()) cfg.worker.uring_plain_ring = true;
         cfg.listen.host = "127.0.0.1";
         cfg.listen.port = 0;
         if (cfg.workers == 0) cfg.workers = 2;
         return cfg;
     }
+    bool plain_;  // a plain ring was asked for (before server_, whose workers it concerns)
     std::unique_ptr<Server> server_;
     std::atomic<bool> finished_{false};
     std::thread thread_;

@@ -40,13 +40,18 @@ constexpr unsigned kCqEntries = 16384;
 constexpr uint16_t kGroup = 0;
 
 // SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1): completions are posted only when this thread waits, with
-// no task work interrupting it. Older kernels refuse them with EINVAL: a plain ring then.
-int init_ring(io_uring* ring) {
+// no task work interrupting it. Older kernels refuse them with EINVAL: a plain ring then (plain: as if
+// refused, WorkerConfig::uring_plain_ring). The flags of the ring made go to *flags.
+int init_ring(io_uring* ring, bool plain = false, unsigned* flags = nullptr) {
     io_uring_params p{};
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     p.cq_entries = kCqEntries;
-    int r = io_uring_queue_init_params(kSqEntries, ring, &p);
-    if (r != -EINVAL) return r;
+    int r = plain ? -EINVAL : io_uring_queue_init_params(kSqEntries, ring, &p);
+    if (r != -EINVAL) {
+        if (flags != nullptr) *flags = p.flags;
+        return r;
+    }
+    if (flags != nullptr) *flags = IORING_SETUP_CQSIZE;
     p = {};
     p.flags = IORING_SETUP_CQSIZE;
     p.cq_entries = kCqEntries;
@@ -136,7 +141,7 @@ std::string probe_error() {
 
 UringEngine::UringEngine(const WorkerConfig& cfg)
     : buffers_(std::bit_floor(std::clamp<unsigned>(cfg.uring_buffers, 1, 32768))),
-      buffer_size_(std::max<size_t>(cfg.uring_buffer_size, 64)) {
+      buffer_size_(std::max<size_t>(cfg.uring_buffer_size, 64)), plain_ring_(cfg.uring_plain_ring) {
     if (std::string why = probe_error(); !why.empty()) throw std::invalid_argument(why);
     // Blocking on purpose: the ring's read of it then waits for a wake instead of failing with EAGAIN.
     wake_fd_.reset(::eventfd(0, EFD_CLOEXEC));
@@ -153,7 +158,8 @@ void UringEngine::wake() noexcept {
 void UringEngine::start(WorkerContext& w) {
     w_ = &w;
     auto ring = std::make_unique<Ring>();
-    int r = init_ring(&ring->ring);
+    unsigned flags = 0;
+    int r = init_ring(&ring->ring, plain_ring_, &flags);
     if (r < 0) throw std::system_error(-r, std::system_category(), "io_uring_queue_init");
     int err = 0;
     ring->br = setup_buf_ring(&ring->ring, buffers_, &err, &ring->br_bytes);
@@ -169,6 +175,7 @@ void UringEngine::start(WorkerContext& w) {
                               static_cast<int>(i));
     io_uring_buf_ring_advance(ring->br, static_cast<int>(buffers_));
     ring_ = std::move(ring);
+    setup_flags_.store(flags, std::memory_order_release);
     stopping_ = false;
     arm_wake();
 }
@@ -278,7 +285,8 @@ unsigned UringEngine::wait(int timeout_ms) {
     }
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
         throw std::system_error(-r, std::system_category(), "io_uring_submit_and_wait");
-    return io_uring_cq_ready(ring);
+    ready_ = io_uring_cq_ready(ring);
+    return ready_;
 }
 
 UringEngine::Batch UringEngine::dispatch() {
@@ -286,7 +294,10 @@ UringEngine::Batch UringEngine::dispatch() {
     io_uring* ring = &ring_->ring;
     unsigned head;
     io_uring_cqe* cqe;
+    // The completions the wait reported, no more: a plain ring (no DEFER_TASKRUN) posts them while this
+    // runs, and taking those too would let a stream of them hold the loop here, uncounted by the wait.
     io_uring_for_each_cqe(ring, head, cqe) {
+        if (b.completions == ready_) break;
         ++b.completions;
         complete(cqe, b);
     }
@@ -374,7 +385,7 @@ void UringEngine::finish() noexcept {
 
 #else  // no liburing: no engine is ever made, so none of this runs
 
-UringEngine::UringEngine(const WorkerConfig&) : buffers_(0), buffer_size_(0) {
+UringEngine::UringEngine(const WorkerConfig&) : buffers_(0), buffer_size_(0), plain_ring_(false) {
     throw std::invalid_argument("io_uring was not built into this binary (liburing was not found)");
 }
 UringEngine::~UringEngine() = default;

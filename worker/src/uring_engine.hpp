@@ -9,6 +9,7 @@
 // finish() (IORING_SETUP_SINGLE_ISSUER binds the ring to the thread that makes it).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -70,6 +71,9 @@ public:
     // Before the listening socket closes: the poll would keep it (and its backlog) alive.
     void cancel_accept() noexcept;
     size_t buffer_size() const noexcept { return buffer_size_; }
+    // Any thread: the IORING_SETUP_* flags of the last ring start() made (0 before the first), so that a
+    // test can tell the plain-ring fallback from the ring with SINGLE_ISSUER|DEFER_TASKRUN.
+    unsigned setup_flags() const noexcept { return setup_flags_.load(std::memory_order_acquire); }
 
 private:
     struct Ring;
@@ -82,7 +86,10 @@ private:
     uint64_t wake_value_ = 0;  // the armed eventfd read's target
     unsigned buffers_;
     size_t buffer_size_;
+    bool plain_ring_;
+    std::atomic<unsigned> setup_flags_{0};
     std::unique_ptr<Ring> ring_;
+    unsigned ready_ = 0;  // completions the last wait reported: what dispatch() hands out
     bool accept_armed_ = false;
     bool stopping_ = false;
     std::unordered_set<Connection*> zombies_;  // closed, reaped, waiting for their last completions

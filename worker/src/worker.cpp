@@ -53,6 +53,7 @@ void Worker::listen_on(UniqueFd listener, size_t max_connections) {
 }
 
 Backend Worker::backend() const noexcept { return loop_->backend(); }
+unsigned Worker::uring_setup_flags() const noexcept { return loop_->uring_setup_flags(); }
 
 int64_t Worker::cpu_time_us() const noexcept {
     auto handle = static_cast<pthread_t>(native_handle_.load(std::memory_order_acquire));

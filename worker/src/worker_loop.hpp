@@ -45,6 +45,7 @@ public:
     // max_connections open connections.
     void listen_on(UniqueFd listener, size_t max_connections);
     Backend backend() const noexcept { return poller_ ? poller_->backend() : Backend::io_uring; }
+    unsigned uring_setup_flags() const noexcept { return uring_ ? uring_->setup_flags() : 0; }
 
 private:
     // worker_loop.cpp: the loop, admission, dispatch of events, deadlines, drain, freeing.

@@ -51,6 +51,9 @@ public:
     WorkerLink link() noexcept;
     const WorkerStats& stats() const noexcept { return stats_; }
     Backend backend() const noexcept;
+    // Any thread: io_uring, the IORING_SETUP_* flags its ring was made with once the thread has made it
+    // (the plain-ring fallback lacks SINGLE_ISSUER and DEFER_TASKRUN); 0 on the readiness backends.
+    unsigned uring_setup_flags() const noexcept;
     // Any thread: the worker thread's CPU time so far, in microseconds (-1 before start or if unknown).
     int64_t cpu_time_us() const noexcept;
 

@@ -22,6 +22,9 @@ struct WorkerConfig {
     // their size. A multishot receive that finds none left ends and is armed again: nothing is lost.
     unsigned uring_buffers = 512;
     size_t uring_buffer_size = 8 * 1024;
+    // Tests only (no flag sets it): make each ring as on a kernel that refuses SINGLE_ISSUER and
+    // DEFER_TASKRUN (before 6.1), so that the plain-ring fallback runs where the kernel has them.
+    bool uring_plain_ring = false;
     bool tcp_nodelay = true;
     size_t read_buffer = 64 * 1024;   // per-worker scratch buffer; idle connections hold none
     size_t reads_per_event = 16;      // then the connection yields to others and is resumed next loop
