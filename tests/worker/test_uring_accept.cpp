@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -120,6 +121,41 @@ TEST_F(UringAccept, LimitCancelsTheMultishotAndArmsItAgain) {
     EXPECT_EQ(srv.server().accept_totals().accepted, 4u);
     EXPECT_EQ(srv.accepted(), 4u);
     EXPECT_GE(srv.server().accept_totals().limit_pauses, 1u);
+}
+
+// Clients queued in the listening socket's backlog (Linux reports its length for a listening socket
+// as tcpi_unacked).
+uint32_t backlog_length(int listen_fd) {
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    if (::getsockopt(listen_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return UINT32_MAX;
+    return ti.tcpi_unacked;
+}
+
+// At the limit the multishot accept is cancelled, so later clients wait in the kernel's backlog (as
+// accept4's loop leaves them), not accepted and held by the worker: once the one client allowed has had
+// its echo (the cancel went in with the wait before that reply), two more clients stay in the backlog,
+// and the accept counter does not move until the first closes.
+TEST_F(UringAccept, AtTheLimitLaterClientsWaitInTheBacklog) {
+    ServerConfig cfg = config(1);
+    cfg.max_connections = 1;
+    RunningServer srv(cfg);
+    ASSERT_EQ(srv.server().listening_fds().size(), 1u);
+    const int listener = srv.server().listening_fds()[0];
+    UniqueFd a = connect_with_read_timeout(srv.port());
+    ASSERT_TRUE(echoes(a.get(), "a"));
+    UniqueFd b = connect_with_read_timeout(srv.port());
+    UniqueFd c = connect_with_read_timeout(srv.port());
+    EXPECT_TRUE(eventually([&] { return backlog_length(listener) == 2; }, 5'000))
+        << "backlog " << backlog_length(listener) << ": the multishot accept took clients past the limit";
+    EXPECT_EQ(srv.server().accept_totals().accepted, 1u);
+    a.reset();
+    EXPECT_TRUE(echoes(b.get(), "b"));
+    b.reset();
+    EXPECT_TRUE(echoes(c.get(), "c"));
+    c.reset();
+    srv.stop();
+    EXPECT_EQ(srv.accepted(), 3u);
 }
 
 // Restores RLIMIT_NOFILE however the test ends.
