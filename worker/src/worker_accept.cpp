@@ -72,8 +72,8 @@ void WorkerLoop::ring_arm_accept() {
 }
 
 // io_uring, after a dispatch: the multishot accept's results, in order. An fd is admitted at once while
-// there is room; past the limit it is held (the kernel took it before the cancel could stop it), and
-// after the listener closed (a drain) it is closed, as the backlog was.
+// there is room; past the limit it is held (the kernel took it before the cancel could stop it), or,
+// once the listener has closed (a drain), closed, as the backlog was.
 void WorkerLoop::ring_accepted() {
     auto take = [this](UniqueFd fd) {
         if (accept_held_.empty() && accept_.below_limit(open_connections())) admit(std::move(fd));
