@@ -160,7 +160,11 @@ AcceptResult accept_client(int listen_fd, UniqueFd& fd) noexcept {
         fd.reset(raw);
         return AcceptResult::accepted;
     }
-    switch (errno) {
+    return accept_error(errno);
+}
+
+AcceptResult accept_error(int err) noexcept {
+    switch (err) {
     case EAGAIN:
 #if EAGAIN != EWOULDBLOCK
     case EWOULDBLOCK:

@@ -251,17 +251,30 @@ void UringEngine::cancel_all(Connection& c) {
 
 void UringEngine::keep_until_idle(Connection& c) { zombies_.insert(&c); }
 
+// The accepted fds get the flags accept_client() gives them. One multishot accept serves every client
+// until it is cancelled or fails: no poll, and no accept4 per client.
 void UringEngine::arm_accept(int listen_fd) {
     if (accept_armed_ || stopping_) return;
     accept_armed_ = true;
-    io_uring_prep_poll_add(static_cast<io_uring_sqe*>(sqe(op_accept)), listen_fd, POLLIN);
+    accept_cancelled_ = false;
+    io_uring_prep_multishot_accept(static_cast<io_uring_sqe*>(sqe(op_accept)), listen_fd, nullptr, nullptr,
+                                   SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+void UringEngine::hold_accept() {
+    if (!accept_armed_ || accept_cancelled_) return;
+    accept_cancelled_ = true;
+    io_uring_prep_cancel64(static_cast<io_uring_sqe*>(sqe(op_cancel)), op_accept, 0);
 }
 
 void UringEngine::cancel_accept() noexcept {
     if (!accept_armed_ || !ring_) return;
     try {
-        io_uring_prep_cancel64(static_cast<io_uring_sqe*>(sqe(op_cancel)), op_accept, 0);
-        io_uring_submit(&ring_->ring);  // now: the socket closes right after, and the poll holds it
+        hold_accept();
+        // Now, and with the task work that ends the request (DEFER_TASKRUN runs it only when this
+        // thread asks for events): the request holds the socket's file until then, and the socket
+        // closes right after this. Its last completions come with the next dispatch().
+        io_uring_submit_and_get_events(&ring_->ring);
     } catch (const std::exception&) {}
 }
 
@@ -320,8 +333,16 @@ void UringEngine::complete(void* raw, Batch& b) {
         if (!stopping_) arm_wake();
         return;
     case op_accept:
-        accept_armed_ = false;
-        if (cqe->res != -ECANCELED) b.accept = true;
+        if (!(cqe->flags & IORING_CQE_F_MORE)) {  // the multishot has ended: the worker arms it again
+            accept_armed_ = false;
+            accept_cancelled_ = false;
+        }
+        if (cqe->res == -ECANCELED) return;
+        if (stopping_) {  // no worker loop takes it any more
+            if (cqe->res >= 0) ::close(cqe->res);
+            return;
+        }
+        accepted_.push_back(cqe->res);
         return;
     case op_cancel:
         return;
@@ -376,6 +397,9 @@ void UringEngine::finish() noexcept {
     }
     if (!zombies_.empty())
         spdlog::error("worker: {} connections still had io_uring operations at exit", zombies_.size());
+    for (int fd : accepted_)
+        if (fd >= 0) ::close(fd);
+    accepted_.clear();
     free_buf_ring(&ring_->ring, ring_->br, ring_->br_bytes);
     io_uring_queue_exit(&ring_->ring);  // the kernel cancels the rest: nothing refers to the zombies now
     for (Connection* c : zombies_) delete c;
@@ -401,6 +425,7 @@ void UringEngine::poll_connect(Connection&) {}
 void UringEngine::cancel_all(Connection&) {}
 void UringEngine::keep_until_idle(Connection&) {}
 void UringEngine::arm_accept(int) {}
+void UringEngine::hold_accept() {}
 void UringEngine::cancel_accept() noexcept {}
 
 #endif

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_set>
+#include <vector>
 
 #include "kq/fd.hpp"
 #include "kq/poller.hpp"
@@ -49,13 +50,13 @@ public:
     // What one wait brought besides the connections' completions (which dispatch() hands to them).
     struct Batch {
         unsigned completions = 0;
-        bool woken = false;   // the wake eventfd fired
-        bool accept = false;  // the reuseport listening socket is readable
+        bool woken = false;  // the wake eventfd fired
     };
     // Prepares a send for each connection on the send list, submits, and waits up to timeout_ms (-1:
     // until a completion, 0: not at all). Returns the number of completions ready.
     unsigned wait(int timeout_ms);
-    // Hands every ready completion to its connection (or notes a wake or an accept), returns buffers.
+    // Hands every ready completion to its connection (or notes a wake, or collects an accept's
+    // result in accepted()), returns buffers.
     Batch dispatch();
 
     // The connection's operations (Connection calls these).
@@ -66,10 +67,20 @@ public:
     void cancel_all(Connection& c);
     // reap(): c is closed and was taken off every list; it is freed once its last operation completes.
     void keep_until_idle(Connection& c);
-    // --accept reuseport: a one-shot poll for readability of the listening socket (armed once at a time).
+    // --accept reuseport: a multishot accept on the listening socket (armed once at a time; submitted
+    // with the next wait). Each of its completions is a new fd (or -errno), collected in accepted().
     void arm_accept(int listen_fd);
-    // Before the listening socket closes: the poll would keep it (and its backlog) alive.
+    // While accepting is held back (the limit, an EMFILE pause): cancels the multishot accept, with
+    // the next wait. What the kernel accepted before the cancel still comes in accepted().
+    void hold_accept();
+    // Before the listening socket closes: cancels the multishot accept now (it holds the socket, and
+    // its backlog, alive).
     void cancel_accept() noexcept;
+    // Whether a multishot accept is on the ring (armed, or cancelled and not yet ended).
+    bool accept_armed() const noexcept { return accept_armed_; }
+    // The results of the accepts completed by the last dispatch(), in order: fds the caller now owns,
+    // or -errno (the multishot accept ended). The caller clears it.
+    std::vector<int>& accepted() noexcept { return accepted_; }
     size_t buffer_size() const noexcept { return buffer_size_; }
     // Any thread: the IORING_SETUP_* flags of the last ring start() made (0 before the first), so that a
     // test can tell the plain-ring fallback from the ring with SINGLE_ISSUER|DEFER_TASKRUN.
@@ -91,6 +102,8 @@ private:
     std::unique_ptr<Ring> ring_;
     unsigned ready_ = 0;  // completions the last wait reported: what dispatch() hands out
     bool accept_armed_ = false;
+    bool accept_cancelled_ = false;
+    std::vector<int> accepted_;
     bool stopping_ = false;
     std::unordered_set<Connection*> zombies_;  // closed, reaped, waiting for their last completions
 };

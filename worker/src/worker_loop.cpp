@@ -71,7 +71,7 @@ void WorkerLoop::run() {
         int n = 0;
         if (ring_ != nullptr) {
             // io_uring: the sends of this iteration go in with the wait; completions are handed out after it.
-            if (!accept_pending_ && accept_.fd() >= 0) ring_->arm_accept(accept_.fd());
+            ring_arm_accept();
             n = static_cast<int>(ring_->wait(may_sleep ? timeout : 0));
         } else {
             n = poller_->wait(events_, may_sleep ? timeout : 0);
@@ -84,7 +84,7 @@ void WorkerLoop::run() {
         if (ring_ != nullptr) {
             UringEngine::Batch b = ring_->dispatch();
             if (b.woken) stats_.wakeups.add();
-            if (b.accept) accept_pending_ = true;
+            if (!ring_->accepted().empty()) ring_accepted();
         } else if (cfg_.direct_handoff) {
             // The hand-off mode decides once per batch whether an event may be a connection's first.
             for (int i = 0; i < n; ++i) handle<true>(events_[static_cast<size_t>(i)]);
@@ -211,7 +211,7 @@ int WorkerLoop::wait_timeout_ms() const {
     int64_t deadline = timers_.earliest_ms();
     if (draining_) deadline = std::min(deadline, drain_deadline_ms_);
     if (first_request_grace_) deadline = std::min(deadline, grace_deadline_ms_);
-    if (accept_pending_ && accept_.paused_until_ms() > now_ms_)
+    if ((accept_pending_ || ring_ != nullptr) && accept_.paused_until_ms() > now_ms_)
         deadline = std::min(deadline, accept_.paused_until_ms());
     if (deadline == Timer::kNever) return -1;
     return static_cast<int>(std::clamp<int64_t>(deadline - now_ms_ + 1, 1, 60'000));
@@ -289,6 +289,7 @@ void WorkerLoop::reap() noexcept {
 void WorkerLoop::close_listener() noexcept {
     if (ring_ != nullptr && accept_.fd() >= 0) ring_->cancel_accept();
     accept_.close();
+    accept_held_.clear();  // like the backlog, which closing the socket resets
 }
 
 void WorkerLoop::close_all() noexcept {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -70,6 +71,9 @@ private:
     // worker_accept.cpp (--accept reuseport): this worker's own accept loop.
     bool accept_ready() noexcept;
     void accept_clients();
+    // io_uring: a multishot accept instead of readiness and accept4.
+    void ring_arm_accept();
+    void ring_accepted();
     uint64_t open_connections() const noexcept;
     void close_listener() noexcept;
     Waker& waker() noexcept { return poller_ ? static_cast<Waker&>(*poller_) : *uring_; }
@@ -91,6 +95,9 @@ private:
     // --accept reuseport: the listening socket, its limit and pauses (its udata is &accept_).
     AcceptLoop accept_{stats_.accept, "worker accept4"};
     bool accept_pending_ = false;  // the backlog may hold clients: accept before sleeping
+    // io_uring: fds the multishot accept took while the limit held (the kernel accepts before the
+    // cancel takes effect); admitted, oldest first, as connections close. Closed with the listener.
+    std::deque<UniqueFd> accept_held_;
 };
 
 }  // namespace kq

@@ -98,7 +98,39 @@ public:
         return Outcome::bounded;
     }
 
-private:
+    // A completion-model accept (--backend io_uring with --accept reuseport: a multishot accept on the
+    // ring): the kernel did the accept and res is its result, a new fd or -errno, with accept()'s
+    // bookkeeping. An fd is counted and handed to on_accepted (the owner checks the limit itself: the
+    // kernel accepted it already); an error is sorted as accept4's. Returns bounded after an fd (more
+    // may follow) or a retry, held when on_accepted said false, paused (EMFILE...: no accept before
+    // paused_until_ms()) or failed (counted and logged, and held back for as long as a pause).
+    template <class OnAccepted>
+    Outcome completed(int64_t now_ms, int res, OnAccepted&& on_accepted) {
+        if (res >= 0) {
+            stats_.accepted.add();
+            return on_accepted(UniqueFd(res)) ? Outcome::bounded : Outcome::held;
+        }
+        switch (accept_error(-res)) {
+        case AcceptResult::accepted:
+        case AcceptResult::drained:
+        case AcceptResult::retry:
+            return Outcome::bounded;
+        case AcceptResult::out_of_fds:
+            stats_.accept_pauses.add();
+            pause_log_.paused(-res);
+            paused_until_ms_ = now_ms + kAcceptPauseMs;
+            return Outcome::paused;
+        case AcceptResult::failed:
+            break;
+        }
+        // Not armed again at once: a multishot accept that keeps failing would otherwise spin.
+        stats_.accept_errors.add();
+        spdlog::error("{}: {}", who_, std::strerror(-res));
+        paused_until_ms_ = now_ms + kAcceptPauseMs;
+        return Outcome::failed;
+    }
+
+    // Whether open connections leave room for one more (a stretch at the limit is counted once).
     bool below_limit(uint64_t open) noexcept {
         bool full = open >= max_connections_;
         if (full && !at_limit_) stats_.limit_pauses.add();
@@ -106,6 +138,7 @@ private:
         return !full;
     }
 
+private:
     AcceptStats& stats_;
     const char* who_;
     UniqueFd listener_;

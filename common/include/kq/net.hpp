@@ -53,6 +53,8 @@ void close_with_reset(UniqueFd fd);
 // errno is left as accept4 set it, for the caller's log line.
 enum class AcceptResult { accepted, drained, retry, out_of_fds, failed };
 AcceptResult accept_client(int listen_fd, UniqueFd& fd) noexcept;
+// The same sorting for an accept that failed with err done elsewhere (io_uring's multishot accept).
+AcceptResult accept_error(int err) noexcept;
 inline constexpr int kAcceptPauseMs = 100;  // back-off after out_of_fds, as nginx does
 
 // The warning an accept loop logs on out_of_fds. At the fd limit a pause begins every kAcceptPauseMs,
