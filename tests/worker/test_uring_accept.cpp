@@ -246,10 +246,14 @@ TEST_F(UringAccept, DrainClosesTheListenerAtOnceWithAnAcceptArmed) {
         ASSERT_GT(off, size_t{256} * 1024);
         ASSERT_TRUE(eventually([&] { return srv.bytes_read() >= 128 * 1024; }, 10'000));
         srv.server().stop();  // graceful: returns at once, the worker drains
+        // Probes that connect before the worker has taken the stop are accepted (and ended by the
+        // drain): they are counted, not failed.
+        uint64_t probes = 0;
         bool refused = eventually(
             [&] {
                 try {
                     connect_blocking(srv.port());
+                    ++probes;
                     return false;
                 } catch (const std::system_error&) {
                     return true;
@@ -257,7 +261,8 @@ TEST_F(UringAccept, DrainClosesTheListenerAtOnceWithAnAcceptArmed) {
             },
             3'000);
         EXPECT_TRUE(refused) << "the listening socket outlived the drain's start (an accept still held it)";
-        EXPECT_EQ(srv.total(&WorkerStats::closed), 0u) << "the worker had already finished: nothing proven";
+        EXPECT_LT(srv.total(&WorkerStats::closed), srv.accepted())
+            << "the worker had already finished (x closed): nothing proven";
         // Now let it finish: read the echo back until the end.
         int flags = ::fcntl(x.get(), F_GETFL);
         ::fcntl(x.get(), F_SETFL, flags & ~O_NONBLOCK);
@@ -265,8 +270,8 @@ TEST_F(UringAccept, DrainClosesTheListenerAtOnceWithAnAcceptArmed) {
         Received r = read_until_closed(x.get());
         EXPECT_TRUE(r.bytes == payload.substr(0, r.bytes.size()));
         srv.stop_within(10'000);
-        EXPECT_EQ(srv.accepted(), 1u);
-        EXPECT_EQ(srv.total(&WorkerStats::closed), 1u);
+        EXPECT_LE(srv.accepted(), 1u + probes);
+        EXPECT_EQ(srv.total(&WorkerStats::closed), srv.accepted());
     }
     EXPECT_EQ(open_fds(), before) << "fds left open after the server stopped";
 }
