@@ -98,6 +98,7 @@ private:
     unsigned buffers_;
     size_t buffer_size_;
     bool plain_ring_;
+    bool multishot_recv_ = false;  // the ring has DEFER_TASKRUN: receives may be multishot (arm_recv)
     std::atomic<unsigned> setup_flags_{0};
     std::unique_ptr<Ring> ring_;
     unsigned ready_ = 0;  // completions the last wait reported: what dispatch() hands out

@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <time.h>
 
+#include <future>
+
 #include <spdlog/spdlog.h>
 
 #include "uring_engine.hpp"
@@ -21,8 +23,19 @@ Worker::~Worker() {
     }
 }
 
+// Returns once the worker's thread has made what clients need (its io_uring ring), or throws what making
+// it threw: a ring made only after the acceptor had begun could find the fd table already full (EMFILE).
 void Worker::start() {
-    thread_ = std::thread([this] {
+    std::promise<void> prepared;
+    std::future<void> done = prepared.get_future();
+    thread_ = std::thread([this, &prepared] {
+        try {
+            loop_->prepare();
+        } catch (...) {
+            prepared.set_exception(std::current_exception());
+            return;
+        }
+        prepared.set_value();  // start() returns: `prepared` is not touched again
         try {
             loop_->run();
         } catch (const std::exception& e) {
@@ -33,6 +46,12 @@ void Worker::start() {
         }
     });
     native_handle_.store(static_cast<uint64_t>(thread_.native_handle()), std::memory_order_release);
+    try {
+        done.get();
+    } catch (...) {
+        thread_.join();
+        throw;
+    }
 }
 
 void Worker::request_stop() noexcept { loop_->request_stop(); }

@@ -54,12 +54,18 @@ void WorkerLoop::request_drain() noexcept {
 
 void WorkerLoop::update_clock() noexcept { now_ms_ = steady_now_ms(); }
 
-void WorkerLoop::run() {
+void WorkerLoop::prepare() {
+    if (prepared_) return;
     thread_ = std::this_thread::get_id();
     if (uring_) {
         uring_->start(*this);  // on this thread: the ring's only submitter
         ring_ = uring_.get();
     }
+    prepared_ = true;
+}
+
+void WorkerLoop::run() {
+    prepare();
     while (!stop_.load(std::memory_order_acquire)) {
         admit_new();
         if (!draining_ && drain_requested_.load(std::memory_order_acquire)) begin_drain();

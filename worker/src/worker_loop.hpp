@@ -31,6 +31,8 @@ public:
 
     // Worker thread: runs until request_stop(), or until a drain has finished; then closes every
     // connection it still owns.
+    // Worker thread, before run(): what must exist before clients arrive (the io_uring ring). Throws.
+    void prepare();
     void run();
     // Any thread.
     void request_stop() noexcept;
@@ -83,6 +85,7 @@ private:
     std::unique_ptr<UringEngine> uring_;  // the completion backend (io_uring); its ring exists while run() runs
     Mailbox mailbox_;
     std::atomic<bool> stop_{false};
+    bool prepared_ = false;  // prepare() has run (on the worker thread)
     std::atomic<bool> drain_requested_{false};
     int64_t drain_deadline_ms_ = 0;
     int64_t grace_deadline_ms_ = 0;  // the end of first_request_grace_
