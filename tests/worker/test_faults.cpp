@@ -15,6 +15,7 @@
 #include <chrono>
 #include <set>
 
+#include "gated_echo.hpp"
 #include "http_test_client.hpp"
 #include "kq/http.hpp"
 #include "test_util.hpp"
@@ -57,47 +58,6 @@ std::set<int> minus(const std::set<int>& a, const std::set<int>& b) {
     std::set<int> out;
     std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::inserter(out, out.end()));
     return out;
-}
-
-// Echo, except that a read of exactly the one byte kGateByte, while the gate is armed, holds the worker
-// inside on_data until the test opens the gate: events pile up in the kernel meanwhile and the next
-// wait returns them as one batch. (Blocking a worker is forbidden to real protocols; here it is the tool.)
-constexpr char kGateByte = '\x01';
-struct Gate {
-    std::atomic<bool> armed{false}, holding{false}, open{false};
-};
-
-class GatedEchoProtocol final : public Protocol {
-public:
-    explicit GatedEchoProtocol(Gate& gate) : gate_(gate) {}
-    std::string_view name() const override { return "gated-echo"; }
-    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<GatedSession>(gate_); }
-
-private:
-    class GatedSession final : public Session {
-    public:
-        explicit GatedSession(Gate& gate) : gate_(gate) {}
-        size_t on_data(std::span<char> bytes, Conn& reply) override {
-            if (bytes.size() == 1 && bytes[0] == kGateByte && gate_.armed.exchange(false)) {
-                gate_.holding.store(true);
-                eventually([&] { return gate_.open.load(); }, 30'000);  // bounded: a failing test cannot hang
-            }
-            reply.send(bytes);
-            return bytes.size();
-        }
-
-    private:
-        Gate& gate_;
-    };
-    Gate& gate_;
-};
-
-uint64_t waits_with_more_than(const WorkerStats& s, uint64_t events) {
-    uint64_t n = 0;
-    for (size_t i = 0; i < EventsPerWait::kBuckets; ++i) {
-        if (i > 0 && EventsPerWait::bucket_bound(i - 1) >= events) n += s.events_per_wait.bucket(i);
-    }
-    return n;
 }
 
 // A connected client socket above kClientFdBase that has made one round trip, so the server holds it.

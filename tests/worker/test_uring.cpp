@@ -17,6 +17,7 @@
 #include <random>
 #include <set>
 
+#include "gated_echo.hpp"
 #include "test_util.hpp"
 
 using namespace kq;
@@ -159,51 +160,6 @@ std::map<uint16_t, int> server_fds_by_client_port() {
     return out;
 }
 
-// Echo, with two additions. Input that ends in '!' is echoed and then the server closes the connection
-// itself (Conn::close while its multishot receive is armed: the close cancels it, and the fd stays open
-// until that cancelled receive completes, usually in the next batch). A read of exactly the one byte
-// kGateByte while the gate is armed holds the worker inside on_data until the test opens the gate:
-// completions pile up meanwhile and the next wait returns them as one batch. (Blocking a worker is
-// forbidden to real protocols; here it is the tool.)
-constexpr char kGateByte = '\x01';
-struct Gate {
-    std::atomic<bool> armed{false}, holding{false}, open{false};
-};
-
-class GatedEchoProtocol final : public Protocol {
-public:
-    explicit GatedEchoProtocol(Gate& gate) : gate_(gate) {}
-    std::string_view name() const override { return "gated-echo"; }
-    std::unique_ptr<Session> open(Conn&) override { return std::make_unique<GatedSession>(gate_); }
-
-private:
-    class GatedSession final : public Session {
-    public:
-        explicit GatedSession(Gate& gate) : gate_(gate) {}
-        size_t on_data(std::span<char> bytes, Conn& reply) override {
-            if (bytes.size() == 1 && bytes[0] == kGateByte && gate_.armed.exchange(false)) {
-                gate_.holding.store(true);
-                eventually([&] { return gate_.open.load(); }, 30'000);  // bounded: a failing test cannot hang
-            }
-            reply.send(bytes);
-            if (!bytes.empty() && bytes.back() == '!') reply.close();
-            return bytes.size();
-        }
-
-    private:
-        Gate& gate_;
-    };
-    Gate& gate_;
-};
-
-uint64_t waits_with_more_than(const WorkerStats& s, uint64_t events) {
-    uint64_t n = 0;
-    for (size_t i = 1; i < EventsPerWait::kBuckets; ++i) {
-        if (EventsPerWait::bucket_bound(i - 1) >= events) n += s.events_per_wait.bucket(i);
-    }
-    return n;
-}
-
 // Many short connections on one worker, in rounds. Each round, while the worker is held (the gate), the
 // previous round's clients end: a third send 16 KiB and reset (receive completions with data, then the
 // reset, in one batch: the fd closes in the middle of the batch), a third ask the server to close
@@ -217,7 +173,7 @@ uint64_t waits_with_more_than(const WorkerStats& s, uint64_t events) {
 TEST_F(Uring, FdNumbersReusedWhileTheirOldConnectionsCompletionsAreHandedOutCarryNoStrayBytes) {
     constexpr size_t kRounds = 12, kClients = 48;
     Gate gate;
-    RunningServer srv(config(1, 512, 4096), std::make_unique<GatedEchoProtocol>(gate));
+    RunningServer srv(config(1, 512, 4096), std::make_unique<GatedEchoProtocol>(gate, true));
     const WorkerStats& stats = srv.server().worker(0).stats();
     std::mt19937_64 rng(1616);
     struct Client {
