@@ -169,6 +169,7 @@ struct NofileGuard {
 // worker pauses kAcceptPauseMs before it arms it again (no spinning: two more pauses take at least a
 // pause's length each), counts the pauses, and serves every waiting client once fds are free again.
 TEST_F(UringAccept, EmfileEndsTheMultishotPausesAndRecovers) {
+    KQ_SKIP_IF_SANITIZED_UNDER_EMFILE();
     NofileGuard guard;
     // The limit the ring's accept sees is taken when the accept is prepared: lowered before the server.
     rlimit low = guard.saved;
