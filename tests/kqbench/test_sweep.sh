@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/sweep end to end on the built binaries: two worker counts, two rounds, under a short load give
 # a table with one row per value and no errors, results.json with the same rows, the raw kqbench JSON and both plots;
-# a bad parameter and a bad flag exit 2. Usage: test_sweep.sh KQSERVER KQBENCH SOURCE_DIR
+# the backend sweep has a row per backend built in; a bad parameter and a bad flag exit 2. Usage: test_sweep.sh KQSERVER KQBENCH SOURCE_DIR
 set -euo pipefail
 export KQSERVER=$1 KQBENCH=$2
 sweep=$3/bench/sweep
@@ -22,6 +22,21 @@ jq -e '.rows | all(.requests_per_s > 0 and .errors == 0 and .p99_us >= .p50_us)'
   || fail "connections per worker: $(jq -c '[.rows[].connections_per_worker]' "$out/results.json")"
 for f in 1.r1.json 2.r1.json throughput.png p99.png table.md; do [ -s "$out/$f" ] || fail "missing $f"; done
 [ "$(head -c 4 "$out/throughput.png" | tail -c 3)" = PNG ] || fail "throughput.png is not a PNG"
+
+# backend: by default one row per backend the binary was built with (io_uring's name has an underscore).
+built=$("$KQSERVER" --help | sed -n 's/.*built into this binary: auto|\([a-z_|]*\).*/\1/p' | tr '|' ' ')
+[ -n "$built" ] || fail "kqserver --help names no backend"
+if "$sweep" backend --rounds 1 --duration 200ms --warmup 50ms --connections 10 --out "$out/backend" \
+     > "$out/backend.stdout" 2> "$out/backend.stderr"; then
+  for b in $built; do
+    grep -q "^| $b |" "$out/backend.stdout" || fail "no row for backend $b: $(cat "$out/backend.stdout")"
+  done
+  [ "$(jq '.rows | length' "$out/backend/results.json")" = "$(wc -w <<< "$built")" ] || fail "backend rows"
+elif grep -q "io_uring unavailable" "$out/backend.stderr"; then
+  echo "backend sweep skipped: this kernel or sandbox refuses io_uring ($(cat "$out/backend.stderr"))"
+else
+  fail "backend sweep: $(cat "$out/backend.stderr")"
+fi
 
 set +e
 "$sweep" nonsense > /dev/null 2>&1; [ $? = 2 ] || fail "unknown parameter must exit 2"
