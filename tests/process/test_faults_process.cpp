@@ -214,7 +214,7 @@ TEST_P(Emfile, PausesAcceptingWithoutSpinningLogsRarelyAndRecovers) {
     // at most one per interval after it, and one at exit for the pauses held back since the last.
     std::string log = server.log();
     const int64_t pauses = summary_value(log, "accept pauses ");
-    const size_t lines = count(log, "accept4: ");  // every accept loop's warnings, held back or not
+    const size_t lines = count(log, kPauseCount);  // every accept loop's warnings, held back or not
     std::printf(
         "EMFILE (%s): %zu of %zu clients served at RLIMIT_NOFILE %d; over %lld ms of overload: %lld ms "
         "CPU; %lld pauses in %zu lines over %lld ms\n",

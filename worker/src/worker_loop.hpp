@@ -96,7 +96,8 @@ private:
     uint64_t direct_adopted_ = 0;
 
     // --accept reuseport: the listening socket, its limit and pauses (its udata is &accept_).
-    AcceptLoop accept_{stats_.accept, "worker accept4"};
+    // Named in its log lines after what accepts: accept4, or the ring's multishot accept (io_uring).
+    AcceptLoop accept_{stats_.accept, cfg_.backend == Backend::io_uring ? "worker io_uring accept" : "worker accept4"};
     bool accept_pending_ = false;  // the backlog may hold clients: accept before sleeping
     // io_uring: fds the multishot accept took while the limit held (the kernel accepts before the
     // cancel takes effect); admitted, oldest first, as connections close. Closed with the listener.

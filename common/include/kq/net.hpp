@@ -75,7 +75,7 @@ public:
     void flush() noexcept;
 
 private:
-    const char* who_;  // "accept4", "worker accept4"
+    const char* who_;  // "accept4", "worker accept4", "worker io_uring accept"
     LogRateLimit limit_;
 };
 
