@@ -1,12 +1,15 @@
 // Fault suite, in-process part (cheap enough for TSan): a batch of resets whose freed fd numbers are
 // reused by new clients (libuv's test-tcp-close-accept), resets mid-write and mid-read, and a request
-// time-out that fires while a connection waits on the worker's resume list. Each test asserts what
+// time-out that fires while a connection waits on the worker's resume list, a graceful stop that finds
+// input the busy worker has not taken yet. Each test asserts what
 // the healthy clients saw and what the worker counted, then ends with a clean stop.
 // The scenarios that need a kqserver child process (RSS, EMFILE, SIGTERM) are in test_faults_process.cpp.
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -292,6 +295,55 @@ TEST_P(FaultTest, LingeringCloseEndsAfterTheLingerTime) {
     ASSERT_TRUE(cut_off) << "still accepted input 20 s after the 413";
     EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));  // the worker clock is coarse
     ASSERT_TRUE(eventually([&] { return srv.server().worker(0).stats().closed.get() == 1; }));
+}
+
+// A graceful stop answers every byte that had reached the server when it began, even while the worker
+// was too busy to take it: 20 clients each have 16 KiB in the server's socket buffers (acknowledged,
+// their send queues empty) while the only worker is held in a handler (the gate); then the stop, then
+// the gate opens. The readiness backends read each socket dry before ending its connection; io_uring
+// must not end one while its input is still in the socket (its receive runs at the next wait) or in
+// completions not yet handed out (a plain ring posts them while the worker is held): each client
+// gets all 16 KiB back, then the end.
+TEST_P(FaultTest, GracefulStopAnswersInputThatArrivedWhileTheWorkerWasBusy) {
+    constexpr size_t kClients = 20, kBytes = 16 * 1024;
+    Gate gate;
+    ServerConfig cfg = config(1);
+    cfg.worker.uring_buffer_size = 1024;  // io_uring: each client's input is 16 receive completions
+    cfg.worker.drain_timeout_ms = 10'000;
+    RunningServer srv(cfg, std::make_unique<GatedEchoProtocol>(gate));
+    std::vector<UniqueFd> clients;
+    for (size_t i = 0; i < kClients; ++i) clients.push_back(admitted_client(srv.port()));
+    UniqueFd gate_client = admitted_client(srv.port());
+    gate.armed = true;
+    send_all(gate_client.get(), &kGateByte, 1);
+    ASSERT_TRUE(eventually([&] { return gate.holding.load(); }));
+    std::mt19937_64 rng(1212);
+    std::vector<std::string> sent;
+    for (auto& c : clients) {
+        sent.push_back(random_bytes(rng, kBytes));
+        send_all(c.get(), sent.back());
+    }
+    // In the server's receive queues: nothing left unsent or unacknowledged on the client side.
+    ASSERT_TRUE(eventually([&] {
+        for (auto& c : clients) {
+            int queued = 0;
+            if (::ioctl(c.get(), SIOCOUTQ, &queued) != 0 || queued != 0) return false;
+        }
+        return true;
+    }));
+    srv.server().stop();  // graceful: the worker, still held, sees it at its next loop
+    gate.open = true;
+    EXPECT_EQ(recv_exact(gate_client.get(), 1), std::string(1, kGateByte));
+    for (size_t i = 0; i < kClients; ++i) {
+        Received r = read_until_closed(clients[i].get());
+        EXPECT_FALSE(r.reset) << "client " << i;
+        EXPECT_EQ(r.bytes.size(), kBytes) << "client " << i << ": input that arrived before the stop was not answered";
+        EXPECT_TRUE(r.bytes == sent[i]) << "client " << i;
+        clients[i].reset();  // the server's lingering close ends with it
+    }
+    gate_client.reset();
+    srv.stop_within(10'000);
+    EXPECT_EQ(srv.total(&WorkerStats::closed), kClients + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, FaultTest, ::testing::ValuesIn(built_backends()), backend_label);

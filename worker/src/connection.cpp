@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -476,10 +477,23 @@ void Connection::shut_write_if_flushed() {
 // answer it streams as the output drains, Session::on_drained), and ending the connection now would cut
 // that short. It resumes (resume() then ends the connection) or closes; the drain deadline bounds it.
 // Nor one that has had no answer yet, during the first-request grace (WorkerLoop::begin_drain).
+// io_uring: the readiness backends read the socket dry before this, but here input the client sent
+// before the stop may not have reached the session yet. In completions still to be handed out: look
+// again after them (the resume list). Still in the socket, where a receive has not taken it yet: its
+// completion calls this again (or resume(), once reading is no longer held back).
 void Connection::end_if_draining() {
-    if (w_.draining_ && is(ConnState::open) && !user_paused_ && !session_->mid_request() && !has_held() &&
-        (wrote_ || !w_.first_request_grace_))
-        close();
+    if (!w_.draining_ || !is(ConnState::open) || user_paused_ || session_->mid_request() || has_held() ||
+        (!wrote_ && w_.first_request_grace_))
+        return;
+    if (w_.ring_ != nullptr && !peer_eof_) {
+        if (w_.ring_->completions_pending()) {
+            queue_resume();
+            return;
+        }
+        int unread = 0;
+        if (::ioctl(fd(), FIONREAD, &unread) == 0 && unread > 0) return;
+    }
+    close();
 }
 
 // closing -> lingering or closed, once everything owed is written. If the client may still be sending,

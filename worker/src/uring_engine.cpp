@@ -326,11 +326,13 @@ UringEngine::Batch UringEngine::dispatch() {
     io_uring_cqe* cqe;
     // The completions the wait reported, no more: a plain ring (no DEFER_TASKRUN) posts them while this
     // runs, and taking those too would let a stream of them hold the loop here, uncounted by the wait.
+    dispatching_ = true;
     io_uring_for_each_cqe(ring, head, cqe) {
         if (b.completions == ready_) break;
         ++b.completions;
         complete(cqe, b);
     }
+    dispatching_ = false;
     io_uring_cq_advance(ring, b.completions);
     if (ring_->returned > 0) {  // before a re-armed receive needs them (submitted with the next wait)
         io_uring_buf_ring_advance(ring_->br, static_cast<int>(ring_->returned));
@@ -338,6 +340,8 @@ UringEngine::Batch UringEngine::dispatch() {
     }
     return b;
 }
+
+bool UringEngine::completions_pending() const noexcept { return dispatching_ || io_uring_cq_ready(&ring_->ring) > 0; }
 
 void UringEngine::complete(void* raw, Batch& b) {
     auto* cqe = static_cast<io_uring_cqe*>(raw);
@@ -437,6 +441,7 @@ void UringEngine::wake() noexcept {}
 void UringEngine::start(WorkerContext&) {}
 void UringEngine::finish() noexcept {}
 unsigned UringEngine::wait(int) { return 0; }
+bool UringEngine::completions_pending() const noexcept { return false; }
 UringEngine::Batch UringEngine::dispatch() { return {}; }
 void UringEngine::arm_recv(Connection&) {}
 void UringEngine::cancel_recv(Connection&) {}

@@ -82,6 +82,10 @@ public:
     // or -errno (the multishot accept ended). The caller clears it.
     std::vector<int>& accepted() noexcept { return accepted_; }
     size_t buffer_size() const noexcept { return buffer_size_; }
+    // Whether completions may still reach a connection in this iteration: dispatch() is handing them
+    // out, or (a plain ring) the kernel has posted more since the wait. A graceful stop ends no
+    // connection then: one of them may carry input the client sent before the stop.
+    bool completions_pending() const noexcept;
     // Any thread: the IORING_SETUP_* flags of the last ring start() made (0 before the first), so that a
     // test can tell the plain-ring fallback from the ring with SINGLE_ISSUER|DEFER_TASKRUN.
     unsigned setup_flags() const noexcept { return setup_flags_.load(std::memory_order_acquire); }
@@ -102,6 +106,7 @@ private:
     std::atomic<unsigned> setup_flags_{0};
     std::unique_ptr<Ring> ring_;
     unsigned ready_ = 0;  // completions the last wait reported: what dispatch() hands out
+    bool dispatching_ = false;
     bool accept_armed_ = false;
     bool accept_cancelled_ = false;
     std::vector<int> accepted_;
