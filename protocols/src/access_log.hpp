@@ -22,13 +22,13 @@ namespace kq {
 
 // spdlog's async logger, one writer thread, a bounded queue whose oldest line is dropped when it is
 // full (overrun_oldest): a worker never blocks on a slow disk, it only takes the queue's lock for a
-// push. The file is written through stdio's buffer and flushed every second and at the end.
+// push. The file is written through stdio's buffer and flushed every second and when it closes.
 class AccessLog {
 public:
     // path "-" = stdout; a file is created if missing, appended to. Throws std::runtime_error naming
     // the path when it cannot be opened.
     explicit AccessLog(const std::string& path);
-    ~AccessLog();  // writes and flushes every line still queued
+    ~AccessLog();  // writes every line still queued (the file is flushed as it closes)
     AccessLog(const AccessLog&) = delete;
     AccessLog& operator=(const AccessLog&) = delete;
 
