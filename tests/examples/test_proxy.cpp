@@ -343,6 +343,9 @@ TEST(ProxyStress, AThousandConnectionsWithRandomResetsOnBothSidesByteExactNoFdLe
     RunningServer backend_a(bcfg, std::make_unique<ResettingEcho>());
     RunningServer backend_b(bcfg, std::make_unique<ResettingEcho>());
     Proxy proxy({backend_a.port(), backend_b.port()});  // 2 workers
+    // The baseline once every worker holds what it holds while running (an io_uring ring is made on
+    // the worker's thread after the server's run() starts it).
+    ASSERT_TRUE(eventually([&] { return backend_a.started() && backend_b.started() && proxy.server->started(); }));
     const size_t fds_before = open_fds();
 
     struct Plan {

@@ -106,6 +106,17 @@ public:
         thread_.join();
         expect_uring_rings_as_configured(*server_, plain_);
     }
+    // Whether every worker is running with all the fds it holds while it runs: an io_uring worker makes
+    // its ring on its own thread once run() starts it. A test that counts the process's fds takes its
+    // baseline once this holds.
+    bool started() const {
+        for (size_t i = 0; i < server_->worker_count(); ++i) {
+            const Worker& w = server_->worker(i);
+            if (server_->worker_cpu_time_us(i) < 0) return false;
+            if (w.backend() == Backend::io_uring && w.uring_setup_flags() == 0) return false;
+        }
+        return true;
+    }
     Server& server() { return *server_; }
     uint16_t port() const { return server_->port(); }
     // Summed over the workers (any thread; final after stop()).
