@@ -46,7 +46,7 @@ std::vector<Backend> poller_backends() {
 std::vector<Backend> built_backends() {
     std::vector<Backend> v = poller_backends();
 #ifdef KQ_HAVE_URING
-    v.push_back(Backend::io_uring);  // last: automatic picks a readiness backend (docs/design.md: why)
+    v.push_back(Backend::io_uring);  // listed last; a worker's automatic picks it where it runs (automatic_backend)
 #endif
     return v;
 }

@@ -34,7 +34,10 @@ void add_model_flags(CLI::App& app, AppOptions& o) {
     app.add_option("--workers", s.workers, "Worker threads, each with its own poller; 0 = number of cores")
         ->check(whole_number_check(0, 1024))
         ->capture_default_str();
-    app.add_option("--backend", o.backend, "Event backend built into this binary: " + built)
+    app.add_option("--backend", o.backend,
+                   "Event backend built into this binary: " + built +
+                       ". auto = io_uring where it is built and the kernel gives it SINGLE_ISSUER and "
+                       "DEFER_TASKRUN (Linux 6.1+), unless --handoff direct; otherwise epoll (kqueue on BSD)")
         ->check(one_of({"auto", "epoll", "kqueue", "io_uring"}))
         ->capture_default_str();
     app.add_option("--dispatch", o.dispatch, "How the acceptor picks a worker: round-robin|least-connections")

@@ -412,4 +412,45 @@ TEST_F(Uring, DirectHandoffIsRefused) {
     }
 }
 
+// Backend::automatic (the default) picks io_uring on a kernel that gives a ring SINGLE_ISSUER and
+// DEFER_TASKRUN (6.1), the setup it was measured with, and every worker then serves on its ring.
+TEST_F(Uring, AutoPicksIoUringWhereTheKernelHasDeferTaskrunAndServesOnIt) {
+    const Backend want = kernel_at_least(6, 1) ? Backend::io_uring : poller_backends().front();
+    ServerConfig cfg;
+    cfg.workers = 2;  // the backend left at its default
+    ASSERT_EQ(cfg.worker.backend, Backend::automatic);
+    EXPECT_EQ(automatic_backend(cfg.worker), want);
+    RunningServer srv(cfg);
+    EXPECT_EQ(srv.server().backend(), want);
+    std::vector<EchoStream> streams = random_echo_streams(srv.port(), 20, 64 * 1024, 3, 2, 7);
+    ASSERT_TRUE(drive_echo(streams, 60'000));
+    for (auto& s : streams) ASSERT_TRUE(s.sent == s.received);
+    for (size_t i = 0; i < srv.server().worker_count(); ++i) {
+        EXPECT_EQ(srv.server().worker(i).backend(), want) << "worker " << i;
+        if (want == Backend::io_uring) {
+            EXPECT_NE(srv.server().worker(i).uring_setup_flags(), 0u) << "worker " << i;
+        }
+    }
+    streams.clear();
+    srv.stop();
+    EXPECT_EQ(srv.accepted(), 20u);
+}
+
+// What needs a Poller keeps automatic on the readiness backend: --handoff direct (the acceptor
+// registers connections in the worker's poller) and a poller_factory; such a server serves as before.
+TEST_F(Uring, AutoStaysOnAPollerForDirectHandoffAndAPollerFactory) {
+    const Backend readiness = poller_backends().front();
+    WorkerConfig with_factory;
+    with_factory.poller_factory = [](Backend b) { return make_poller(b); };
+    EXPECT_EQ(automatic_backend(with_factory), readiness);
+    ServerConfig cfg;
+    cfg.workers = 1;
+    cfg.handoff = Handoff::direct;
+    RunningServer srv(cfg);  // with io_uring this would be refused (DirectHandoffIsRefused)
+    EXPECT_EQ(srv.server().backend(), readiness);
+    UniqueFd c = connect_with_read_timeout(srv.port());
+    send_all(c.get(), "direct");
+    EXPECT_EQ(recv_exact(c.get(), 6), "direct");
+}
+
 }  // namespace

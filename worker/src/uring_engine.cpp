@@ -125,13 +125,18 @@ namespace {
 // On a thread of its own: a thread that made a ring gets task work from the ring's teardown later
 // (io_ring_exit_work, TWA_SIGNAL), which fails a blocking call of its with a time-out (SO_RCVTIMEO)
 // with EINTR; a thread that has exited gets none.
-std::string probe_error() {
-    static const std::string error = [] {
-        std::string why;
-        std::thread([&why] {
+struct Probe {
+    std::string error;   // empty: io_uring works here
+    unsigned flags = 0;  // the setup flags of the ring the probe made
+};
+const Probe& probe() {
+    static const Probe result = [] {
+        Probe pr;
+        std::string& why = pr.error;
+        std::thread([&why, &pr] {
             std::lock_guard lock(ring_mapping_lock());
             io_uring probe{};
-            int r = init_ring(&probe);
+            int r = init_ring(&probe, false, &pr.flags);
             if (r < 0) {
                 why = refusal("io_uring_queue_init", r);
                 return;
@@ -143,10 +148,11 @@ std::string probe_error() {
             else free_buf_ring(&probe, br, bytes);
             io_uring_queue_exit(&probe);
         }).join();
-        return why;
+        return pr;
     }();
-    return error;
+    return result;
 }
+std::string probe_error() { return probe().error; }
 
 }  // namespace
 
@@ -160,6 +166,11 @@ UringEngine::UringEngine(const WorkerConfig& cfg)
 }
 
 UringEngine::~UringEngine() { finish(); }
+
+bool UringEngine::full_featured() {
+    const unsigned want = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    return probe().error.empty() && (probe().flags & want) == want;
+}
 
 void UringEngine::wake() noexcept {
     uint64_t one = 1;
@@ -437,6 +448,7 @@ UringEngine::UringEngine(const WorkerConfig&) : buffers_(0), buffer_size_(0), pl
     throw std::invalid_argument("io_uring was not built into this binary (liburing was not found)");
 }
 UringEngine::~UringEngine() = default;
+bool UringEngine::full_featured() { return false; }
 void UringEngine::wake() noexcept {}
 void UringEngine::start(WorkerContext&) {}
 void UringEngine::finish() noexcept {}

@@ -34,6 +34,10 @@ public:
     // Owner thread. Throws std::invalid_argument with a one-line reason when this build has no io_uring
     // or the kernel refuses one (io_uring_disabled, seccomp, a kernel without provided buffer rings).
     explicit UringEngine(const WorkerConfig& cfg);
+    // Whether this machine gives a ring the setup the engine was measured with (io_uring allowed,
+    // provided buffer rings, SINGLE_ISSUER and DEFER_TASKRUN: Linux 6.1): what Backend::automatic
+    // needs before it picks io_uring. Probed once per process; false without liburing.
+    static bool full_featured();
     ~UringEngine();
     UringEngine(const UringEngine&) = delete;
     UringEngine& operator=(const UringEngine&) = delete;

@@ -83,6 +83,16 @@ int64_t Worker::cpu_time_us() const noexcept {
     return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
 }
 
+Backend automatic_backend(const WorkerConfig& cfg) {
+    // io_uring where it runs as measured: it costs less CPU per request and per new connection than
+    // epoll on every load measured (docs/performance.md, "Backends"). Not with --handoff direct (its
+    // acceptor registers in the worker's poller) or a poller_factory (the caller wants a Poller).
+    if (!cfg.direct_handoff && !cfg.poller_factory && UringEngine::full_featured()) return Backend::io_uring;
+    auto readiness = poller_backends();
+    if (readiness.empty()) throw std::invalid_argument("no poller backend was built");
+    return readiness.front();
+}
+
 std::string backend_unavailable(Backend b) {
     try {
         if (b == Backend::io_uring) UringEngine probe{WorkerConfig{}};

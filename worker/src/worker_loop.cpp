@@ -18,23 +18,26 @@ namespace {
 // waits longer holds the stop up no further.
 constexpr int64_t kFirstRequestGraceMs = 1'000;
 
-// Before anything is made: a combination that cannot work is refused with its reason.
-const WorkerConfig& checked(const WorkerConfig& cfg) {
-    if (cfg.backend == Backend::io_uring && cfg.direct_handoff)
+// Before anything is made: automatic becomes the backend it picks, and a combination that cannot work
+// is refused with its reason.
+WorkerConfig resolved(const WorkerConfig& cfg) {
+    WorkerConfig r = cfg;
+    if (r.backend == Backend::automatic) r.backend = automatic_backend(r);
+    if (r.backend == Backend::io_uring && r.direct_handoff)
         throw std::invalid_argument(
             "--handoff direct cannot work with io_uring: only the worker's own thread "
             "may submit to its ring (use --handoff queue)");
-    return cfg;
+    return r;
 }
 }  // namespace
 
 WorkerLoop::WorkerLoop(int index, const WorkerConfig& cfg, Protocol& protocol, WorkerStats& stats)
-    : WorkerContext(index, checked(cfg), stats), protocol_(protocol),
-      poller_(cfg.backend == Backend::io_uring ? nullptr
-              : cfg.poller_factory             ? cfg.poller_factory(cfg.backend)
-                                               : make_poller(cfg.backend)),
-      uring_(cfg.backend == Backend::io_uring ? std::make_unique<UringEngine>(cfg) : nullptr), mailbox_(waker()),
-      events_(poller_ ? static_cast<size_t>(cfg.batch) : 0) {
+    : WorkerContext(index, resolved(cfg), stats), protocol_(protocol),
+      poller_(cfg_.backend == Backend::io_uring ? nullptr
+              : cfg_.poller_factory             ? cfg_.poller_factory(cfg_.backend)
+                                                : make_poller(cfg_.backend)),
+      uring_(cfg_.backend == Backend::io_uring ? std::make_unique<UringEngine>(cfg_) : nullptr), mailbox_(waker()),
+      events_(poller_ ? static_cast<size_t>(cfg_.batch) : 0) {
     port_ = std::make_shared<ConnPort>(mailbox_);
     io_ = poller_.get();
     update_clock();

@@ -27,9 +27,9 @@ enum class Backend { automatic, epoll, kqueue, io_uring };
 std::string_view backend_name(Backend b);
 // Parses "auto", "epoll", "kqueue" or "io_uring"; returns false for anything else.
 bool parse_backend(std::string_view text, Backend& out);
-// The worker backends compiled into this build, preferred first; automatic picks the first. The
-// completion backend (io_uring) comes last: automatic does not pick it while a connection's first
-// pause on it can overshoot the readiness bound (docs/design.md, "The completion backend").
+// The worker backends compiled into this build: the readiness backends, preferred first, then the
+// completion backend (io_uring). A worker's automatic is kq::automatic_backend() (kq/worker.hpp): io_uring
+// where the kernel runs it as measured, else the first readiness backend; a Poller's is the latter.
 std::vector<Backend> built_backends();
 // The readiness backends compiled into this build (those make_poller() makes), preferred first.
 std::vector<Backend> poller_backends();

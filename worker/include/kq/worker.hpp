@@ -65,6 +65,11 @@ private:
     std::atomic<uint64_t> native_handle_{0};
 };
 
+// What Backend::automatic becomes for a worker with this config: io_uring where the kernel gives a ring
+// SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1) and the config needs no Poller (no --handoff direct, no
+// poller_factory); otherwise the first readiness backend built (epoll on Linux).
+Backend automatic_backend(const WorkerConfig& cfg);
+
 // Empty when this machine can run a worker on backend b now; otherwise why not, in one line (a backend
 // not built, or io_uring refused by the kernel: io_uring_disabled, a seccomp filter). For tests and
 // start-up checks; Server itself fails with the same reason.
