@@ -37,6 +37,8 @@ namespace kq {
 namespace {
 
 constexpr unsigned kSqEntries = 1024;
+constexpr unsigned kCqEntries = 16384;
+constexpr uint16_t kGroup = 0;
 
 // liburing maps and unmaps a ring with raw system calls, which ThreadSanitizer does not see: a ring
 // mapped where another thread's ended ring was shows that thread's last writes to its submission queue
@@ -46,8 +48,6 @@ std::mutex& ring_mapping_lock() {
     static std::mutex m;
     return m;
 }
-constexpr unsigned kCqEntries = 16384;
-constexpr uint16_t kGroup = 0;
 
 // SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1): completions are posted only when this thread waits, with
 // no task work interrupting it. Older kernels refuse them with EINVAL: a plain ring then (plain: as if
@@ -132,19 +132,18 @@ struct Probe {
 const Probe& probe() {
     static const Probe result = [] {
         Probe pr;
-        std::string& why = pr.error;
-        std::thread([&why, &pr] {
+        std::thread([&pr] {
             std::lock_guard lock(ring_mapping_lock());
             io_uring probe{};
             int r = init_ring(&probe, false, &pr.flags);
             if (r < 0) {
-                why = refusal("io_uring_queue_init", r);
+                pr.error = refusal("io_uring_queue_init", r);
                 return;
             }
             int err = 0;
             size_t bytes = 0;
             io_uring_buf_ring* br = setup_buf_ring(&probe, 8, &err, &bytes);
-            if (br == nullptr) why = refusal("provided buffer ring", err);
+            if (br == nullptr) pr.error = refusal("provided buffer ring", err);
             else free_buf_ring(&probe, br, bytes);
             io_uring_queue_exit(&probe);
         }).join();
