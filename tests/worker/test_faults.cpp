@@ -351,6 +351,63 @@ TEST_P(FaultTest, GracefulStopAnswersInputThatArrivedWhileTheWorkerWasBusy) {
     EXPECT_EQ(srv.total(&WorkerStats::closed), kClients + 1);
 }
 
+// A graceful stop answers input that reached the server while backpressure held its reading back: a
+// client sends without reading until the server, owing it more than high water, has stopped reading with
+// input unread in its socket; then the stop. Every byte the server's kernel had acknowledged before the
+// stop comes back, in order, before the end. Ending the connection as soon as its output was written
+// (the readiness backends did) dropped that input in the lingering close: the client got back only what
+// the server had read when it paused (on epoll, 373,760 of the 570,156 bytes that had arrived).
+TEST_P(FaultTest, GracefulStopAnswersInputThatBackpressureHeldBack) {
+    ServerConfig cfg = config(1);
+    cfg.worker.high_water = 64 << 10;
+    cfg.worker.low_water = 16 << 10;
+    cfg.worker.drain_timeout_ms = 10'000;
+    cfg.listen.send_buffer = 64 << 10;  // fixed kernel buffers, so that the server's own fills soon
+    RunningServer srv(cfg);
+    UniqueFd idle = admitted_client(srv.port());  // between requests: the drain ends it at once
+    const std::set<int> before = server_socket_fds();
+    UniqueFd client = admitted_client(srv.port());
+    std::set<int> added;
+    ASSERT_TRUE(eventually([&] { return (added = minus(server_socket_fds(), before)).size() == 1; }));
+    const int server_side = *added.begin();
+    // Small client buffers: the answers soon fill them, and the client's sends stop soon after the
+    // server stops reading.
+    const int small = 64 << 10;
+    ASSERT_EQ(::setsockopt(client.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    ASSERT_EQ(::setsockopt(client.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    std::mt19937_64 rng(1313);
+    const std::string pool = random_bytes(rng, 16 << 20);
+    size_t sent = 0;  // pool[0, sent), after admitted_client's round trip (which the client read)
+    const WorkerStats& st = srv.server().worker(0).stats();
+    // Send what the socket takes until the server holds reading back: it owes more than high water (its
+    // answers are all it writes), and input it has not read waits in its socket.
+    ASSERT_TRUE(eventually([&] {
+        for (ssize_t n = 1; n > 0 && sent < pool.size(); sent += static_cast<size_t>(std::max<ssize_t>(n, 0)))
+            n = ::send(client.get(), pool.data() + sent, pool.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int unread = 0;
+        const uint64_t written = st.bytes_written.get();
+        return st.bytes_read.get() - written > cfg.worker.high_water && ::ioctl(server_side, FIONREAD, &unread) == 0 &&
+               unread > 0;
+    }));
+    int queued = 0;
+    ASSERT_EQ(::ioctl(client.get(), SIOCOUTQ, &queued), 0);
+    const size_t arrived = sent - static_cast<size_t>(queued);  // acknowledged by the server's kernel
+    srv.server().stop();
+    // The drain has begun once it has ended the idle client: one pass looks at every connection. Only
+    // then does the client read, so that the drain finds its reading still held back.
+    Received idle_end = read_until_closed(idle.get());
+    EXPECT_TRUE(idle_end.bytes.empty() && !idle_end.reset);
+    idle.reset();  // the server's lingering close ends with it
+    Received r = read_until_closed(client.get());
+    EXPECT_FALSE(r.reset);
+    EXPECT_GE(r.bytes.size(), arrived) << "input that had arrived before the stop was not answered";
+    EXPECT_LE(r.bytes.size(), sent);
+    EXPECT_TRUE(pool.compare(0, r.bytes.size(), r.bytes) == 0) << "the answer is not the input, in order";
+    client.reset();
+    srv.stop_within(10'000);
+    EXPECT_EQ(st.closed.get(), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, FaultTest, ::testing::ValuesIn(built_backends()), backend_label);
 
 }  // namespace

@@ -476,16 +476,22 @@ void Connection::shut_write_if_flushed() {
 // Not while the session paused reading: it is in the middle of something it finishes without input (an
 // answer it streams as the output drains, Session::on_drained), and ending the connection now would cut
 // that short. It resumes (resume() then ends the connection) or closes; the drain deadline bounds it.
-// Nor one that has had no answer yet, during the first-request grace (WorkerLoop::begin_drain).
+// Nor while backpressure holds reading back: input that arrived may wait unread behind the output (in
+// the socket, or on io_uring in the stash); once the output drains below low water, reading resumes,
+// answers it, and comes back here. A client that never reads is cut at the drain deadline, as it would
+// be while its output was flushed. Nor one that has had no answer yet, during the first-request grace
+// (WorkerLoop::begin_drain).
 // io_uring: the readiness backends read the socket dry before this, but here input the client sent
 // before the stop may not have reached the session yet. In completions still to be handed out: look
-// again after them (the resume list). Still in the socket, where a receive has not taken it yet: its
-// completion calls this again (or resume(), once reading is no longer held back).
+// again after them (the resume list). Taken but not yet delivered (the stash): the resume list
+// delivers it. Still in the socket, where a receive has not taken it yet: its completion calls this
+// again (or resume(), once reading is no longer held back).
 void Connection::end_if_draining() {
-    if (!w_.draining_ || !is(ConnState::open) || user_paused_ || session_->mid_request() || has_held() ||
+    if (!w_.draining_ || !is(ConnState::open) || reading_held() || session_->mid_request() || has_held() ||
         (!wrote_ && w_.first_request_grace_))
         return;
     if (w_.ring_ != nullptr && !peer_eof_) {
+        if (has_stash()) return;
         if (w_.ring_->completions_pending()) {
             queue_resume();
             return;
