@@ -93,7 +93,7 @@ cat <<EOF
 ## $total concurrent connections ($procs kqbench processes x $per)
 
 \`bench/c19k.sh $per $procs $seconds\` on $(nproc) cores, $(uname -r); ulimit -n $(ulimit -n) for kqserver and for each kqbench; $port_note.
-- server: \`kqserver --workers 2 --protocol echo --metrics-port 0 --log-level info ${host_args[*]}\` (default --max-connections: 20000 - 38; exit status $kq_rc)
+- server: \`kqserver --workers 2 --protocol echo --metrics-port 0 --log-level info ${host_args[*]} $server_extra\` (default --max-connections: 20000 - 38; exit status $kq_rc)
 - each load: \`kqbench -t1 -c$per --connect-rate $connect_rate --rate $rate -d ${seconds}s --timeout 5s\` (2 requests due on every connection), started together
 
 | run | connections requested | established | connects | requests sent | ok | failed | unsent | errors | p99 us | p99 us uncorrected |

@@ -64,7 +64,7 @@ cat <<EOF
 
 ## Idle connections: kqserver user-space memory
 
-\`bench/idle_memory.sh $conns\` on $(nproc) cores, $(uname -r); kqserver --workers 2 --protocol echo --idle-timeout 0;
+\`bench/idle_memory.sh $conns\` on $(nproc) cores, $(uname -r); kqserver --workers 2 --protocol echo --idle-timeout 0 $server_extra;
 kqbench -t2 -c$conns --connect-rate $connect_rate (never used: --rate 0.01; used once: --rate $((conns / 10)), sampled ${ramp_s}+13 s in).
 
 | case | connections open (server) | RSS before KiB | RSS with them KiB | delta KiB | bytes/connection | server fds | after kqbench closed: fds / RSS KiB | kqbench ok / errors |

@@ -80,7 +80,7 @@ cat <<EOF
 ## Soak: $conns connections, $rate req/s, $minutes min
 
 \`bench/soak.sh $conns $minutes $rate\` on $(nproc) cores, $(uname -r), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)
-- server: \`kqserver --workers 2 --protocol echo --metrics-port 0 --log-level info\` (exit status $kq_rc)
+- server: \`kqserver --workers 2 --protocol echo --metrics-port 0 --log-level info $server_extra\` (exit status $kq_rc)
 - load: \`kqbench -t2 -c$conns --connect-rate $connect_rate --warmup ${warmup_s}s --rate $rate -d ${duration_s}s --interval 60s --timeout 2s --server-pid PID\`
 
 | | first | last | min | max | change last/first | spread (max-min)/min |

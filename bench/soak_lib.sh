@@ -12,8 +12,12 @@ prepare_soak() {
 
 # start_kq ARGS...: kqserver on 127.0.0.1 (unless ARGS give --host), free ports; sets kq_pid, kq_host,
 # kq_port, kq_mport. Its stdout is $work/kq.out, its log (with the exit summary) $work/kq.log.
+# KQ_SERVER_ARGS in the environment adds flags to every server these scripts start (say, `--backend
+# epoll` to measure the other backend); the reports show them ($server_extra).
+server_extra=${KQ_SERVER_ARGS:-}
 start_kq() {
-  "$build/server/kqserver" --port 0 --metrics-port 0 --log-level info "$@" > "$work/kq.out" 2> "$work/kq.log" &
+  # shellcheck disable=SC2086  # KQ_SERVER_ARGS is a list of flags: split on purpose
+  "$build/server/kqserver" --port 0 --metrics-port 0 --log-level info "$@" $server_extra > "$work/kq.out" 2> "$work/kq.log" &
   kq_pid=$!
   pids+=("$kq_pid")
   until grep -q '^metrics' "$work/kq.out" 2>/dev/null; do
