@@ -3,7 +3,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -110,6 +112,13 @@ protected:
 inline bool readable_within(int fd, int ms) {
     pollfd p{fd, POLLIN, 0};
     return ::poll(&p, 1, ms) == 1;
+}
+
+// Bytes sent on fd that the peer's kernel has not acknowledged yet (SIOCOUTQ): 0 once all of them are in
+// its receive queue (or read). -1 if the kernel cannot say.
+inline int unacknowledged(int fd) {
+    int queued = 0;
+    return ::ioctl(fd, SIOCOUTQ, &queued) == 0 ? queued : -1;
 }
 
 // Reads exactly n bytes (or fewer if the peer closes first).
